@@ -1,0 +1,109 @@
+"""masquerade: avatar realtime sessions as nodes of an agent graph.
+
+::
+
+    import masquerade
+
+    @masquerade.tool
+    async def lookup_order(order_id: str) -> dict:
+        \"\"\"Look up an order by its number.\"\"\"
+        ...
+
+    async with masquerade.Host() as host:
+        result = await host.run_session(
+            masquerade.SessionRequest(provider="runway", avatar="cooking-teacher",
+                                      tools=[lookup_order])
+        )
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._redact import redact, register_secret
+from .errors import (
+    ConfigurationError,
+    EventParseError,
+    GraphError,
+    GraphValidationError,
+    HookError,
+    MasqueradeError,
+    NodeError,
+    PluginError,
+    ProviderError,
+    ProviderNotFound,
+    ProvisioningTimeout,
+    SessionClosed,
+    SessionError,
+    SessionFailed,
+    ToolArgumentsError,
+    ToolDefinitionError,
+    ToolError,
+    ToolExecutionError,
+    ToolNotFound,
+    ToolTimeout,
+)
+from .events import Event, JoinCredentials, parse_event
+from .hookspecs import hookimpl
+from .host import Host, PluginInfo
+from .poller import Poller
+from .provider import Provider, ProviderOutcome, ProviderSession, ProvisioningStatus, TranscriptTurn
+from .session import EventStream, Session, SessionRequest, SessionResult, ToolCallRecord
+from .tools import Tool, ToolContext, tool
+
+try:
+    __version__ = version("masquerade")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "__version__",
+    # host and plugins
+    "Host",
+    "PluginInfo",
+    "hookimpl",
+    # sessions
+    "Session",
+    "SessionRequest",
+    "SessionResult",
+    "ToolCallRecord",
+    "EventStream",
+    "Poller",
+    "Event",
+    "JoinCredentials",
+    "parse_event",
+    # providers
+    "Provider",
+    "ProviderSession",
+    "ProvisioningStatus",
+    "ProviderOutcome",
+    "TranscriptTurn",
+    # tools
+    "tool",
+    "Tool",
+    "ToolContext",
+    # secrets
+    "redact",
+    "register_secret",
+    # errors
+    "MasqueradeError",
+    "ConfigurationError",
+    "PluginError",
+    "HookError",
+    "ProviderNotFound",
+    "ProviderError",
+    "SessionError",
+    "SessionFailed",
+    "SessionClosed",
+    "ProvisioningTimeout",
+    "EventParseError",
+    "ToolError",
+    "ToolDefinitionError",
+    "ToolNotFound",
+    "ToolArgumentsError",
+    "ToolTimeout",
+    "ToolExecutionError",
+    "GraphError",
+    "GraphValidationError",
+    "NodeError",
+]

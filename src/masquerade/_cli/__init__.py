@@ -1,0 +1,1 @@
+"""The ``masquerade`` command's subcommands, one module each."""

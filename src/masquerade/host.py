@@ -1,0 +1,534 @@
+"""The plugin host: a pluggy ``PluginManager`` that never lets one plugin break the rest.
+
+::
+
+    async with masquerade.Host() as host:            # built-ins + entry-point plugins
+        result = await host.run_session(
+            masquerade.SessionRequest(provider="runway", avatar="cooking-teacher")
+        )
+
+The host registers the built-in plugins, then loads the entry points of group
+``masquerade`` (filtered by ``MASQUERADE_PLUGINS`` / ``MASQUERADE_DISABLE_PLUGINS``). A
+plugin that fails to import, register or validate is recorded as ``failed`` (see
+:meth:`Host.plugin_info`) and skipped. Entering the host (``async with``) starts its one
+shared :class:`~masquerade.Poller`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from importlib import metadata
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+import pluggy
+from anyio.abc import TaskGroup
+
+from . import hookspecs
+from ._redact import redact
+from .errors import PluginError, ProviderNotFound, ToolDefinitionError
+from .events import BaseEvent, ToolCall, ToolResult
+from .hookspecs import hookimpl
+from .poller import Poller
+from .tools import Tool, as_tool
+
+if TYPE_CHECKING:
+    from .provider import Provider, ProviderSession
+    from .session import Session, SessionRequest, SessionResult
+
+__all__ = ["Host", "PluginInfo", "ENTRYPOINT_GROUP", "BUILTIN_PLUGINS"]
+
+logger = logging.getLogger("masquerade.host")
+
+ENTRYPOINT_GROUP = "masquerade"
+ALLOW_ENV = "MASQUERADE_PLUGINS"
+DENY_ENV = "MASQUERADE_DISABLE_PLUGINS"
+
+#: Built-in plugins, registered before entry points: (name, module).
+BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
+    ("tools", "masquerade.tools"),
+    ("toolschema", "masquerade.builtin.toolschema"),
+    ("logging", "masquerade.builtin.logging"),
+)
+
+PluginStatus = Literal["loaded", "failed", "disabled"]
+
+
+@dataclass
+class PluginInfo:
+    """What the host knows about one plugin (``masquerade plugins`` prints these)."""
+
+    name: str
+    status: PluginStatus
+    distribution: str | None = None
+    version: str | None = None
+    hooks: list[str] = field(default_factory=list)
+    builtin: bool = False
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "distribution": self.distribution,
+            "version": self.version,
+            "hooks": list(self.hooks),
+            "builtin": self.builtin,
+            "error": self.error,
+        }
+
+
+def _env_list(environ: Mapping[str, str], key: str) -> set[str] | None:
+    raw = environ.get(key)
+    if raw is None:
+        return None
+    return {part.strip() for part in raw.split(",") if part.strip()}
+
+
+def _describe(exc: BaseException) -> str:
+    return redact(f"{type(exc).__name__}: {exc}")
+
+
+# An observer is stored with the argument names it asked for, so the hot path calls it
+# directly instead of through pluggy's multicall (about 3x cheaper per event).
+_Observer = tuple[str, Callable[..., Any], tuple[str, ...]]
+
+
+class Host:
+    """Owns the plugin manager, the registered providers and tools, and the poller.
+
+    Args:
+        load_entrypoints: load plugins from entry points of group ``masquerade``.
+        plugins: extra plugin objects (modules, classes, instances) to register.
+        environ: where to read ``MASQUERADE_PLUGINS`` / ``MASQUERADE_DISABLE_PLUGINS``
+            (defaults to ``os.environ``).
+        poller: the :class:`~masquerade.Poller` to use (a default one otherwise).
+    """
+
+    def __init__(
+        self,
+        *,
+        load_entrypoints: bool = True,
+        plugins: Iterable[object] = (),
+        environ: Mapping[str, str] | None = None,
+        poller: Poller | None = None,
+    ) -> None:
+        env = os.environ if environ is None else environ
+        self._allow = _env_list(env, ALLOW_ENV)
+        self._deny = _env_list(env, DENY_ENV) or set()
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self.pm.add_hookspecs(hookspecs)
+        self.poller = poller if poller is not None else Poller()
+        self._records: dict[str, PluginInfo] = {}
+        self._providers: dict[str, Provider] = {}
+        self._tools: dict[str, Tool] = {}
+        self._collected = False
+        self._observers: list[_Observer] = []
+        self._ended_observers: list[_Observer] = []
+        self._task_group: TaskGroup | None = None
+        self._entered = 0
+
+        self._register(_ProviderRouter(self), "providers", builtin=True)
+        for name, module_name in BUILTIN_PLUGINS:
+            if name in self._deny:
+                self._records[name] = PluginInfo(name, "disabled", builtin=True)
+                continue
+            try:
+                module = importlib.import_module(module_name)
+            except Exception as exc:  # a broken built-in must not break the host either
+                self._records[name] = PluginInfo(name, "failed", builtin=True, error=_describe(exc))
+                logger.error("built-in plugin %s failed to import: %s", name, _describe(exc))
+                continue
+            self._register(module, name, builtin=True)
+        for plugin in plugins:
+            self.register(plugin)
+        if load_entrypoints:
+            self._load_entrypoints()
+
+    # ------------------------------------------------------------------ plugins
+    def register(self, plugin: object, name: str | None = None) -> PluginInfo:
+        """Register a plugin object; returns its :class:`PluginInfo`.
+
+        A plugin that fails validation is recorded as ``failed`` (and logged), not raised:
+        check ``info.status``.
+        """
+        name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+        if name in self._deny:
+            info = PluginInfo(name, "disabled")
+            self._records[name] = info
+            return info
+        return self._register(plugin, name)
+
+    def unregister(self, name: str) -> None:
+        """Remove a plugin by name (its providers, tools and observers go with it)."""
+        if self.pm.get_plugin(name) is not None:
+            self.pm.unregister(name=name)
+        self._records.pop(name, None)
+        self._changed()
+
+    def plugin_info(self) -> list[PluginInfo]:
+        """Every plugin the host knows of: loaded, failed or disabled."""
+        self._collect()
+        return list(self._records.values())
+
+    def _register(
+        self,
+        plugin: object,
+        name: str,
+        *,
+        builtin: bool = False,
+        dist: metadata.Distribution | None = None,
+    ) -> PluginInfo:
+        info = PluginInfo(
+            name,
+            "loaded",
+            builtin=builtin,
+            distribution=dist.metadata["Name"] if dist is not None else None,
+            version=dist.version if dist is not None else None,
+        )
+        self._records[name] = info
+        try:
+            self._check_unknown_hooks(plugin)
+            self.pm.register(plugin, name=name)
+        except Exception as exc:
+            if self.pm.get_plugin(name) is plugin:
+                self.pm.unregister(name=name)
+            return self._fail(info, exc)
+        info.hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or ())
+        self._changed()
+        return info
+
+    def _check_unknown_hooks(self, plugin: object) -> None:
+        known = {n for n in dir(hookspecs) if n.startswith("masquerade_")}
+        for attr in dir(plugin):
+            if not attr.startswith("masquerade_") or attr in known:
+                continue
+            value = getattr(plugin, attr, None)
+            opts = getattr(value, f"{hookspecs.PROJECT_NAME}_impl", None)
+            if opts is None or opts.get("optionalhook"):
+                continue
+            close = difflib.get_close_matches(attr, known, n=1)
+            suggestion = f"; did you mean {close[0]!r}?" if close else ""
+            raise PluginError(f"implements unknown hook {attr!r}{suggestion}")
+
+    def _fail(self, info: PluginInfo, exc: BaseException) -> PluginInfo:
+        info.status = "failed"
+        info.error = _describe(exc)
+        logger.warning(
+            "plugin %s failed and was skipped: %s",
+            info.name,
+            info.error,
+            extra={"plugin": info.name},
+        )
+        self._changed()
+        return info
+
+    def _load_entrypoints(self) -> None:
+        seen: set[str] = set()
+        for ep in metadata.entry_points(group=ENTRYPOINT_GROUP):
+            if ep.name in seen or ep.name in self._records:
+                continue
+            seen.add(ep.name)
+            dist = ep.dist
+            dist_name = dist.metadata["Name"] if dist is not None else None
+            names = {ep.name, dist_name} - {None}
+            if names & self._deny or (self._allow is not None and not names & self._allow):
+                self._records[ep.name] = PluginInfo(
+                    ep.name,
+                    "disabled",
+                    distribution=dist_name,
+                    version=dist.version if dist is not None else None,
+                )
+                continue
+            try:
+                plugin = ep.load()
+            except BaseException as exc:
+                if not isinstance(exc, Exception | SystemExit):
+                    raise  # KeyboardInterrupt and cancellation are not plugin failures
+                info = PluginInfo(
+                    ep.name,
+                    "failed",
+                    distribution=dist_name,
+                    version=dist.version if dist is not None else None,
+                )
+                self._records[ep.name] = info
+                self._fail(info, exc)
+                continue
+            self._register(plugin, ep.name, dist=dist)
+
+    def _changed(self) -> None:
+        self._collected = False
+        self._observers = self._plain_impls("masquerade_session_event")
+        self._ended_observers = self._plain_impls("masquerade_session_ended")
+
+    def _plain_impls(self, hook_name: str) -> list[_Observer]:
+        caller = getattr(self.pm.hook, hook_name)
+        impls = [i for i in reversed(caller.get_hookimpls()) if not (i.wrapper or i.hookwrapper)]
+        return [(i.plugin_name, i.function, tuple(i.argnames)) for i in impls]
+
+    # ------------------------------------------------- register_* callback hooks
+    def _collect(self) -> None:
+        if self._collected:
+            return
+        self._collected = True
+        providers: dict[str, Provider] = {}
+        tools: dict[str, Tool] = {}
+        for hook_name, sink in (
+            ("masquerade_register_providers", providers),
+            ("masquerade_register_tools", tools),
+        ):
+            caller = getattr(self.pm.hook, hook_name)
+            for impl in reversed(caller.get_hookimpls()):
+                offered: dict[str, Any] = {}
+
+                def register(obj: Any, _offered: dict[str, Any] = offered) -> None:
+                    item = obj if hook_name.endswith("providers") else as_tool(obj)
+                    _offered[str(item.name)] = item
+
+                try:
+                    impl.function(register)
+                    clash = sorted(set(offered) & set(sink))
+                    if clash:
+                        kind = "provider" if hook_name.endswith("providers") else "tool"
+                        raise PluginError(
+                            f"registers {kind} {clash[0]!r}, which another plugin already "
+                            "registered",
+                            hint="disable one of the two plugins",
+                        )
+                except Exception as exc:
+                    record = self._records.get(impl.plugin_name)
+                    if record is not None:
+                        record.status = "failed"
+                        record.error = _describe(exc)
+                    logger.warning(
+                        "plugin %s failed in %s and was skipped: %s",
+                        impl.plugin_name,
+                        hook_name,
+                        _describe(exc),
+                    )
+                    continue
+                sink.update(offered)
+        self._providers = providers
+        self._tools = tools
+
+    @property
+    def providers(self) -> dict[str, Provider]:
+        """Registered providers by name."""
+        self._collect()
+        return dict(self._providers)
+
+    @property
+    def tools(self) -> dict[str, Tool]:
+        """Tools offered by plugins to every session, by name."""
+        self._collect()
+        return dict(self._tools)
+
+    def get_provider(self, name: str) -> Provider:
+        self._collect()
+        try:
+            return self._providers[name]
+        except KeyError:
+            raise ProviderNotFound(name, list(self._providers)) from None
+
+    # ------------------------------------------------------------ calling hooks
+    async def create_provider_session(self, request: SessionRequest) -> ProviderSession:
+        """Run the ``masquerade_session_create`` chain and await its result."""
+        result = self.pm.hook.masquerade_session_create(request=request)
+        if inspect.isawaitable(result):
+            result = await result
+        if result is None:
+            self._collect()
+            raise ProviderNotFound(request.provider, list(self._providers))
+        return result  # type: ignore[no-any-return]
+
+    def tool_schema(self, tool: Tool, dialect: str) -> dict[str, Any]:
+        """The tool's description in ``dialect`` (cached on the tool)."""
+        cached = tool._schemas.get(dialect)
+        if cached is not None:
+            return cached
+        schema = self.pm.hook.masquerade_tool_schema(tool=tool, dialect=dialect)
+        if schema is None:
+            raise ToolDefinitionError(
+                f"no plugin can describe tools in the {dialect!r} dialect",
+                hint="check that the toolschema plugin is enabled (`masquerade plugins`)",
+            )
+        tool._schemas[dialect] = schema
+        return schema  # type: ignore[no-any-return]
+
+    async def invoke_tool(self, call: ToolCall, session: Session) -> ToolResult:
+        """Run the ``masquerade_tool_invoke`` chain; always returns one ToolResult.
+
+        Exceptions and wrong return values from any implementation become an error result.
+        Cancellation propagates (the session answers the provider on its way out).
+        """
+        try:
+            result = self.pm.hook.masquerade_tool_invoke(call=call, session=session)
+            if inspect.isawaitable(result):
+                result = await result
+        except Exception as exc:
+            logger.exception("the tool invocation chain raised for %s", call.name)
+            return ToolResult(
+                call_id=call.call_id,
+                name=call.name,
+                error=f"tool {call.name!r} failed: {exc}",
+                error_type="exception",
+            )
+        if not isinstance(result, ToolResult):
+            return ToolResult(
+                call_id=call.call_id,
+                name=call.name,
+                error=f"tool {call.name!r} produced no result (a plugin returned "
+                f"{type(result).__name__})",
+                error_type="exception",
+            )
+        if result.call_id != call.call_id:
+            result = result.model_copy(update={"call_id": call.call_id})
+        return result
+
+    def notify_event(self, session: Session, event: BaseEvent) -> list[Awaitable[Any]] | None:
+        """Call every ``masquerade_session_event`` observer; isolate failures.
+
+        Returns the awaitables async observers returned (``None`` when there were none),
+        for the session's observer task to await. This is the per-event hot path.
+        """
+        pending: list[Awaitable[Any]] | None = None
+        for plugin_name, fn, argnames in self._observers:
+            try:
+                if argnames == ("session", "event"):
+                    result = fn(session, event)
+                elif argnames == ("event",):
+                    result = fn(event)
+                else:
+                    kwargs = {"session": session, "event": event}
+                    result = fn(*[kwargs[a] for a in argnames])
+            except Exception:
+                logger.exception(
+                    "observer %s raised on a %s event; it was skipped", plugin_name, event.type
+                )
+                continue
+            if result is not None:
+                if pending is None:
+                    pending = []
+                pending.append(_isolated(plugin_name, result))
+        return pending
+
+    async def notify_ended(self, session: Session, result: SessionResult) -> None:
+        """Call every ``masquerade_session_ended`` implementation, isolating failures."""
+        for plugin_name, fn, argnames in self._ended_observers:
+            kwargs = {"session": session, "result": result}
+            try:
+                value = fn(*[kwargs[a] for a in argnames])
+                if inspect.isawaitable(value):
+                    await value
+            except Exception:
+                logger.exception("masquerade_session_ended of %s raised", plugin_name)
+
+    # ------------------------------------------------------------ running
+    async def __aenter__(self) -> Host:
+        if self._entered:
+            self._entered += 1
+            return self
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        await self._task_group.start(self.poller.run)
+        self._entered = 1
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        self._entered -= 1
+        if self._entered:
+            return None
+        tg, self._task_group = self._task_group, None
+        assert tg is not None
+        tg.cancel_scope.cancel()
+        return await tg.__aexit__(exc_type, exc, tb)
+
+    @property
+    def running(self) -> bool:
+        return self._task_group is not None
+
+    @asynccontextmanager
+    async def session(
+        self,
+        request: SessionRequest,
+        *,
+        on_event: Callable[[BaseEvent], Any] | None = None,
+    ) -> AsyncIterator[Session]:
+        """Run one session for the duration of the ``async with`` block::
+
+            async with host.session(request) as session:
+                async for event in session.events():
+                    ...
+            print(session.result.transcript)
+
+        Leaving the block ends the session (through its cancel path) if it is still
+        running, and waits for its final result.
+        """
+        from .session import Session
+
+        async with self._ensure_running():
+            session = Session(self, request, on_event=on_event)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(session._run)
+                try:
+                    yield session
+                finally:
+                    if not session.done:
+                        session.end("closed")
+                    with anyio.CancelScope(shield=True):
+                        await session.wait()
+
+    async def run_session(
+        self,
+        request: SessionRequest,
+        *,
+        on_event: Callable[[BaseEvent], Any] | None = None,
+    ) -> SessionResult:
+        """Run a session to its end and return its :class:`~masquerade.SessionResult`."""
+        async with self.session(request, on_event=on_event) as session:
+            return await session.wait()
+
+    @asynccontextmanager
+    async def _ensure_running(self) -> AsyncIterator[None]:
+        if self.running:
+            yield
+        else:
+            async with self:
+                yield
+
+    def __repr__(self) -> str:
+        loaded = sum(1 for r in self._records.values() if r.status == "loaded")
+        return f"<Host plugins={loaded} loaded, running={self.running}>"
+
+
+async def _isolated(plugin_name: str, awaitable: Awaitable[Any]) -> None:
+    try:
+        await awaitable
+    except Exception:
+        logger.exception("async observer %s raised; it was skipped", plugin_name)
+
+
+# ------------------------------------------------------------------ built-in "providers"
+class _ProviderRouter:
+    """The default ``masquerade_session_create``: route the request to the provider
+    registered under ``request.provider``. One instance per host (it needs its registry)."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+
+    @hookimpl(trylast=True)
+    def masquerade_session_create(self, request: SessionRequest) -> Awaitable[ProviderSession]:
+        return self.host.get_provider(request.provider).create(request)

@@ -1,0 +1,161 @@
+"""The interface provider plugins implement.
+
+A provider is two small objects:
+
+* a :class:`Provider` (registered through ``masquerade_register_providers``) whose
+  :meth:`~Provider.create` starts one session at the provider, and
+* the :class:`ProviderSession` it returns, which the :class:`~masquerade.Session` drives:
+
+  ===================  =================================================================
+  step                 method
+  ===================  =================================================================
+  provisioning         :meth:`~ProviderSession.poll`, called by the host's shared poller
+                       until it reports ``ready`` (only if ``requires_polling``)
+  frontend join        :meth:`~ProviderSession.join_credentials`, once, after ``ready``
+  the call             :meth:`~ProviderSession.connect`: join the backend side and feed
+                       events into the session until the conversation ends
+  tool answers         inside ``connect``: ``await session.call_tool(call)`` returns the
+                       one :class:`~masquerade.events.ToolResult` to deliver
+  cancel path          :meth:`~ProviderSession.end`, exactly once on every exit
+  final result         :meth:`~ProviderSession.result`, after ``end``
+  ===================  =================================================================
+
+``masquerade.testing.ScriptedProvider`` is a complete, small implementation to read.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .events import Outcome, Role
+
+if TYPE_CHECKING:
+    from .events import JoinCredentials
+    from .session import Session, SessionRequest
+
+__all__ = [
+    "Provider",
+    "ProviderSession",
+    "ProvisioningStatus",
+    "ProviderOutcome",
+    "TranscriptTurn",
+    "ProvisioningState",
+]
+
+ProvisioningState: TypeAlias = Literal[
+    "not_ready", "ready", "running", "completed", "failed", "cancelled"
+]
+
+
+class ProvisioningStatus(BaseModel):
+    """One answer of :meth:`ProviderSession.poll`.
+
+    ``state`` is normalized; ``provider_status`` keeps the provider's own word.
+    ``queued`` is true while the provider holds the session in a capacity queue.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    state: ProvisioningState
+    queued: bool = False
+    provider_status: str | None = None
+    failure: str | None = None
+    failure_code: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in ("completed", "failed", "cancelled")
+
+
+class TranscriptTurn(BaseModel):
+    """One turn of the final transcript, with the tool calls and results made in it."""
+
+    role: Role
+    text: str | None = None
+    timestamp: str | None = None
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    tool_results: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ProviderOutcome(BaseModel):
+    """What a provider knows about a session once it has ended.
+
+    Every field is optional: the session fills gaps from what it observed itself (its own
+    transcript from ``transcript.done`` events, its measured duration).
+    """
+
+    outcome: Outcome | None = None
+    duration_s: float | None = None
+    failure: str | None = None
+    failure_code: str | None = None
+    transcript: list[TranscriptTurn] | None = None
+    recording_url: str | None = None
+    usage: dict[str, Any] = Field(default_factory=dict)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+@runtime_checkable
+class ProviderSession(Protocol):
+    """One session at a provider, driven by :class:`masquerade.Session`.
+
+    Attributes:
+        id: the provider's id for the session (Runway's session id, OpenAI's session id).
+        requires_polling: ``True`` when the session must be polled until ready (Runway);
+            ``False`` when it is ready as soon as it is created.
+    """
+
+    id: str
+    requires_polling: bool
+
+    async def poll(self) -> ProvisioningStatus:
+        """Ask the provider for the session's status once.
+
+        Raise :class:`~masquerade.ProviderError` (with ``retryable`` and
+        ``retry_after``) on errors: the poller backs off and retries retryable ones and
+        fails the session on the others.
+        """
+        ...
+
+    async def join_credentials(self) -> JoinCredentials | None:
+        """Return what the frontend joins with, once, after the session is ready."""
+        ...
+
+    async def connect(self, session: Session) -> None:
+        """Run the backend side of the call until the conversation ends.
+
+        Feed events with ``session.emit(event)`` (sync, no await per event) or
+        ``await session.publish(event)`` (waits only under backpressure); answer tool calls
+        with ``await session.call_tool(call)``. Return when the conversation is over;
+        raise :class:`~masquerade.ProviderError` when it broke. Cancellation means the
+        session is ending: clean up and re-raise.
+        """
+        ...
+
+    async def end(self, reason: str) -> None:
+        """The cancel path: end the session at the provider.
+
+        Called exactly once per session on every exit (normal end, error, cancellation,
+        deadline), inside a shielded scope with a time limit. Must be safe to call when
+        the session already ended by itself or never became ready.
+        """
+        ...
+
+    async def result(self) -> ProviderOutcome:
+        """Fetch what the provider recorded (final transcript, duration, failure code)."""
+        ...
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """A session provider. ``name`` is what ``SessionRequest(provider=...)`` selects;
+    ``tool_dialect`` names the tool format its sessions take (``"runway"``, ``"openai"``)."""
+
+    name: str
+    tool_dialect: str
+
+    async def create(self, request: SessionRequest) -> ProviderSession:
+        """Start one session at the provider. Must not be retried by the caller when it may
+        have reached the provider (it could create and bill a second session)."""
+        ...
