@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ._redact import redact, register_secret
+from ._logjson import JsonFormatter, configure_logging
+from ._redact import RedactingFilter, install_log_redaction, redact, register_secret
 from .errors import (
     ConfigurationError,
     EventParseError,
@@ -44,12 +45,27 @@ from .errors import (
     ToolTimeout,
 )
 from .events import Event, JoinCredentials, parse_event
+from .graph import (
+    END,
+    START,
+    AvatarNode,
+    Graph,
+    GraphEnded,
+    GraphEvent,
+    NodeEvent,
+    NodeFinished,
+    NodeStarted,
+)
 from .hookspecs import hookimpl
 from .host import Host, PluginInfo
 from .poller import Poller
 from .provider import Provider, ProviderOutcome, ProviderSession, ProvisioningStatus, TranscriptTurn
 from .session import EventStream, Session, SessionRequest, SessionResult, ToolCallRecord
 from .tools import Tool, ToolContext, tool
+
+# websockets logs every handshake header (Authorization included) at DEBUG: mask secrets
+# in the records of the libraries masquerade connects with, whoever configures logging.
+install_log_redaction()
 
 try:
     __version__ = version("masquerade")
@@ -82,9 +98,23 @@ __all__ = [
     "tool",
     "Tool",
     "ToolContext",
+    # graphs
+    "Graph",
+    "AvatarNode",
+    "START",
+    "END",
+    "GraphEvent",
+    "NodeStarted",
+    "NodeFinished",
+    "NodeEvent",
+    "GraphEnded",
     # secrets
     "redact",
     "register_secret",
+    "RedactingFilter",
+    # logging
+    "JsonFormatter",
+    "configure_logging",
     # errors
     "MasqueradeError",
     "ConfigurationError",

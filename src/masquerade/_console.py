@@ -1,4 +1,11 @@
-"""Rendering of session events for people (the CLI's live view) and for machines (JSON)."""
+"""The live view shared by ``masquerade demo`` and ``masquerade run``.
+
+:class:`ConsoleView` renders graph and session events for people: which node runs,
+provisioning and queue wait (a spinner with elapsed time on a terminal, one line per
+provider status otherwise), transcript lines as they arrive, tool calls with their
+arguments and answers, and a closing summary. :class:`JsonView` prints one JSON object
+per event for machines. Both mask secrets (join credentials, keys) everywhere.
+"""
 
 from __future__ import annotations
 
@@ -7,106 +14,241 @@ import sys
 import time
 from typing import Any, TextIO
 
+import anyio
+from pydantic import BaseModel
+
+from ._graph_events import GraphEnded, GraphEvent, NodeEvent, NodeFinished, NodeStarted, jsonable
 from ._redact import redact, redact_mapping
 from .events import BaseEvent
 from .session import SessionResult
 
-__all__ = ["ConsoleView", "JsonView", "format_result"]
+__all__ = ["ConsoleView", "JsonView", "format_result", "session_results"]
+
+_SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 
 def _short(value: Any, limit: int = 120) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+    if isinstance(value, str):
+        text = value
+    else:
+        text = json.dumps(jsonable(value), ensure_ascii=False)
     text = redact(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-class ConsoleView:
-    """Prints a session's events as a person wants to read them.
+def _arguments(arguments: Any) -> str:
+    """Tool arguments as they would be written in Python: ``order_id="A1001", hour=10``."""
+    if isinstance(arguments, dict):
+        text = ", ".join(
+            f"{k}={json.dumps(jsonable(v), ensure_ascii=False)}" for k, v in arguments.items()
+        )
+        return _short(text)
+    return _short(arguments)
 
-    Transcript deltas are shown as they arrive on a terminal (the line is rewritten in
-    place) and as whole turns otherwise; tool calls show their arguments and answers;
-    provisioning shows elapsed time and queue wait.
+
+def session_results(state: Any) -> dict[str, SessionResult]:
+    """The :class:`~masquerade.SessionResult` fields of a state (model or dict)."""
+    values = state.__dict__ if hasattr(state, "__dict__") else dict(state or {})
+    return {k: v for k, v in values.items() if isinstance(v, SessionResult)}
+
+
+class ConsoleView:
+    """Prints graph and session events as a person wants to read them.
+
+    Call it with session events (``view(event)``, e.g. as a session's ``on_event``) or
+    graph events (``view.graph_event(event)``). Run :meth:`animate` in a task group
+    to get a spinner with elapsed time while a session is provisioning on a terminal.
+
+    Args:
+        out: where to write (standard output by default).
+        live: rewrite lines in place (spinner, transcript deltas); defaults to whether
+            ``out`` is a terminal.
     """
 
     def __init__(self, out: TextIO | None = None, *, live: bool | None = None) -> None:
         self.out = out or sys.stdout
         self.live = self.out.isatty() if live is None else live
-        self._partial: dict[Any, str] = {}
-        self._t0 = time.monotonic()
         self.tool_calls = 0
+        self._t0 = time.monotonic()
+        self._partial: dict[Any, str] = {}
+        self._transient = ""  # what is drawn on the current, unterminated line
+        self._provisioning: float | None = None  # monotonic start while provisioning
+        self._queued = False
+        self._provider_status: str | None = None
+        self._frame = 0
+        self._indent = ""
+
+    # ------------------------------------------------------------------ output
+    def _write(self, text: str) -> None:
+        self.out.write(text)
+        self.out.flush()
+
+    def _clear(self) -> None:
+        if self._transient:
+            self._write("\r\x1b[2K")
+            self._transient = ""
+
+    def _draw(self, text: str) -> None:
+        self._write("\r\x1b[2K" + text)
+        self._transient = text
 
     def line(self, text: str) -> None:
-        self._clear_partial()
-        print(redact(text), file=self.out, flush=True)
+        """Print one line (secrets masked), keeping a live spinner below it."""
+        self._clear()
+        self._write(redact(text) + "\n")
+        self._redraw()
 
-    def _clear_partial(self) -> None:
-        if self.live and self._partial:
-            print("\r\x1b[2K", end="", file=self.out)
+    def _redraw(self) -> None:
+        if not self.live:
+            return
+        if self._partial:
+            role, text = next(reversed(self._partial.items()))
+            self._draw(redact(f"{self._indent}  {role[0]:>9} ▸ {text}"))
+        elif self._provisioning is not None:
+            waited = time.monotonic() - self._provisioning
+            spin = _SPINNER[self._frame % len(_SPINNER)]
+            where = "waiting in the provider's queue" if self._queued else "provisioning"
+            status = f" · {self._provider_status}" if self._provider_status else ""
+            self._draw(f"{self._indent}  {spin} {where}{status} · {waited:4.1f}s")
 
+    async def animate(self, interval: float = 0.1) -> None:
+        """Redraw the spinner until cancelled (does nothing when not live)."""
+        if not self.live:
+            return
+        while True:
+            await anyio.sleep(interval)
+            if self._provisioning is not None and not self._partial:
+                self._frame += 1
+                self._redraw()
+
+    # ------------------------------------------------------------------ graph events
+    def graph_event(self, event: GraphEvent) -> None:
+        if isinstance(event, NodeEvent):
+            self.show(event.event)
+        elif isinstance(event, NodeStarted):
+            self._indent = ""
+            self.line(f"▶ {event.node}")
+            self._indent = "  "
+        elif isinstance(event, NodeFinished):
+            self._indent = ""
+            wrote = ", ".join(event.update) or "nothing"
+            self.line(f"✓ {event.node}  {event.duration_s:.2f}s  → {wrote}")
+        elif isinstance(event, GraphEnded):
+            self._indent = ""
+            self.graph_summary(event)
+
+    def graph_summary(self, event: GraphEnded) -> None:
+        results = session_results(event.state)
+        for key, result in results.items():
+            self.line(format_result(result, title=f"session → {key}"))
+        values = event.state.__dict__ if hasattr(event.state, "__dict__") else dict(event.state)
+        others = {k: v for k, v in values.items() if k not in results and v not in (None, [], {})}
+        lines = [f"── final state {'─' * 34}", f"  steps      {event.steps} in {event.duration_s:.2f}s"]
+        for key, value in others.items():
+            if isinstance(value, BaseModel):  # a model reads best one field per line
+                lines.append(f"  {key}")
+                lines.extend(
+                    f"    {field:<12} {_short(v, 160)}"
+                    for field, v in value.__dict__.items()
+                    if v not in (None, [], {})
+                )
+            else:
+                lines.append(f"  {key:<10} {_short(value, 200)}")
+        self.line("\n".join(lines))
+
+    # ------------------------------------------------------------------ session events
     def __call__(self, event: BaseEvent) -> None:
         self.show(event)
 
     def show(self, event: BaseEvent) -> None:
         d = event.__dict__
         kind = event.type
+        pad = self._indent
         if kind == "status":
             state = d["state"]
-            if state == "provisioning" and d["provider_status"]:
-                queued = " · queued for capacity" if d["queued"] else ""
-                waited = f" ({d['waited_s']:.1f}s)" if d["waited_s"] is not None else ""
-                self.line(f"  … provider status {d['provider_status']}{queued}{waited}")
-            elif state in ("provisioning", "running"):
-                self.line(f"● {state}")
+            if state == "provisioning":
+                if self._provisioning is None:
+                    self._provisioning = time.monotonic()
+                    self.line(f"{pad}● provisioning")
+                if d["provider_status"]:
+                    changed = (d["provider_status"], d["queued"]) != (
+                        self._provider_status,
+                        self._queued,
+                    )
+                    self._provider_status, self._queued = d["provider_status"], d["queued"]
+                    if changed and not self.live:
+                        queued = " · queued for capacity" if d["queued"] else ""
+                        waited = f" ({d['waited_s']:.1f}s)" if d["waited_s"] is not None else ""
+                        self.line(f"{pad}  … {d['provider_status']}{queued}{waited}")
+            elif state == "running":
+                self.line(f"{pad}● call running")
         elif kind == "ready":
+            self._provisioning = None
+            self._provider_status, self._queued = None, False
             waited = f" after {d['waited_s']:.1f}s" if d["waited_s"] is not None else ""
-            self.line(f"● ready{waited}")
+            self.line(f"{pad}● ready{waited}")
             creds = d["credentials"]
             if creds is not None:
                 shown = ", ".join(f"{k}={v}" for k, v in creds.public.items())
                 hidden = ", ".join(f"{k}=…" for k in creds.secrets)
-                self.line(f"  frontend joins with {creds.kind}: {shown}{', ' if hidden else ''}{hidden}")
+                sep = ", " if hidden and shown else ""
+                self.line(f"{pad}  frontend joins with {creds.kind}: {shown}{sep}{hidden}")
         elif kind == "transcript.delta":
             key = (d["role"], d["turn"])
             self._partial[key] = self._partial.get(key, "") + d["text"]
             if self.live:
-                print(f"\r\x1b[2K  {d['role']:>9} ▸ {self._partial[key]}", end="", file=self.out,
-                      flush=True)
+                self._redraw()
         elif kind == "transcript.done":
-            self._clear_partial()
             self._partial.pop((d["role"], d["turn"]), None)
-            print(redact(f"  {d['role']:>9} ▸ {d['text']}"), file=self.out, flush=True)
+            self.line(f"{pad}  {d['role']:>9} ▸ {d['text']}")
         elif kind == "tool.call":
             self.tool_calls += 1
-            self.line(f"  ⚙ tool {d['name']}({_short(d['arguments'])})")
+            self.line(f"{pad}  ⚙ {d['name']}({_arguments(d['arguments'])})")
         elif kind == "tool.result":
             if d["error"] is None:
-                self.line(f"    ↳ {_short(d['output'])}  [{d['duration_ms']:.1f} ms]")
+                self.line(f"{pad}    ↳ {_short(d['output'])}  [{d['duration_ms']:.1f} ms]")
             else:
-                self.line(f"    ↳ error ({d['error_type']}): {_short(d['error'])}")
+                self.line(f"{pad}    ↳ {d['error_type'] or 'error'}: {_short(d['error'])}")
         elif kind == "client_event":
-            self.line(f"  ⇢ client event {d['name']}({_short(d['args'])})")
+            self.line(f"{pad}  ⇢ client event {d['name']}({_arguments(d['args'])})")
         elif kind == "error":
             fatal = "fatal " if d["fatal"] else ""
-            self.line(f"  ! {fatal}error {d['code'] or ''}: {d['message']}")
+            self.line(f"{pad}  ! {fatal}error {d['code'] or ''}: {d['message']}")
         elif kind == "ended":
-            self.line(f"● ended: {d['outcome']} ({d['reason']})")
+            self._provisioning = None
+            self._partial.clear()
+            self.line(f"{pad}● ended: {d['outcome']} ({d['reason']})")
 
     def summary(self, result: SessionResult) -> None:
         self.line(format_result(result))
 
 
-def format_result(result: SessionResult) -> str:
+def format_result(result: SessionResult, *, title: str = "summary") -> str:
+    """A short, human summary of a session: outcome, duration, tools called."""
+    calls: dict[str, list[str]] = {}
+    for call in result.tool_calls:
+        calls.setdefault(call.name, []).append(
+            "ok" if call.error is None else (call.error_type or "error")
+        )
     tools = ", ".join(
-        f"{c.name}{'' if c.error is None else ' (' + (c.error_type or 'error') + ')'}"
-        for c in result.tool_calls
+        f"{name} ×{len(outcomes)}" + (f" ({', '.join(o for o in outcomes if o != 'ok')})"
+                                      if any(o != "ok" for o in outcomes) else "")
+        for name, outcomes in calls.items()
     )
+    turns = {"user": 0, "assistant": 0}
+    for turn in result.transcript:
+        if turn.role in turns:
+            turns[turn.role] += 1
     lines = [
-        "── summary " + "─" * 40,
+        f"── {title} " + "─" * max(8, 48 - len(title)),
         f"  outcome    {result.outcome}" + (f" — {result.failure}" if result.failure else ""),
-        f"  duration   {result.duration_s}s",
-        f"  turns      {len(result.transcript)}",
+        f"  duration   {result.duration_s if result.duration_s is not None else '?'}s",
+        f"  turns      {turns['assistant']} avatar, {turns['user']} user",
         f"  tools      {len(result.tool_calls)} call(s){': ' + tools if tools else ''}",
     ]
+    if result.client_events:
+        names = ", ".join(str(e.get("name")) for e in result.client_events)
+        lines.append(f"  client     {names}")
     if result.failure_code:
         lines.append(f"  failure    {result.failure_code}")
     if result.dropped_audio:
@@ -120,10 +262,17 @@ class JsonView:
     def __init__(self, out: TextIO | None = None) -> None:
         self.out = out or sys.stdout
 
+    def emit(self, data: dict[str, Any]) -> None:
+        print(json.dumps(redact_mapping(data), ensure_ascii=False), file=self.out, flush=True)
+
+    def graph_event(self, event: GraphEvent) -> None:
+        self.emit(event.as_json())
+
     def __call__(self, event: BaseEvent, **context: Any) -> None:
         if event.type == "audio.delta":
-            data: dict[str, Any] = {"type": "audio.delta", "bytes": len(event.__dict__["data"]) * 3 // 4}
+            size = len(event.__dict__["data"]) * 3 // 4
+            data: dict[str, Any] = {"type": "audio.delta", "bytes": size}
         else:
-            data = event.model_dump(mode="json")
+            data = jsonable(event.model_dump(mode="python"))
         data.update(context)
-        print(json.dumps(redact_mapping(data), ensure_ascii=False), file=self.out, flush=True)
+        self.emit(data)

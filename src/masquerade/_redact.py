@@ -6,16 +6,37 @@ Two mechanisms work together:
   environment, session keys, LiveKit tokens, webhook secrets) is replaced wherever it
   appears, whatever its shape.
 * **Shapes.** Strings that *look like* credentials (``key_<hex>``, ``sk-...``,
-  ``whsec_...``, JWTs, ``Bearer <token>``) are masked even when nobody registered them.
+  ``whsec_...``, JWTs, ``Bearer <token>``, ``Authorization:``/``x-api-key:`` header
+  values, ``?key=``/``?token=`` query parameters) are masked even when nobody registered
+  them.
+
+Log records are covered by :class:`RedactingFilter`. :func:`install_log_redaction` (run
+when :mod:`masquerade` is imported) puts it on the loggers of the libraries masquerade
+connects with (``websockets`` logs every handshake header, ``Authorization`` included, at
+DEBUG) and on masquerade's own loggers; add it to your own handlers to cover every
+logger::
+
+    handler = logging.StreamHandler()
+    handler.addFilter(masquerade.RedactingFilter())
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from typing import Any
 
-__all__ = ["REDACTED", "redact", "register_secret", "redact_mapping"]
+__all__ = [
+    "REDACTED",
+    "redact",
+    "register_secret",
+    "redact_mapping",
+    "is_secret_field",
+    "RedactingFilter",
+    "install_log_redaction",
+    "REDACTED_LOGGERS",
+]
 
 REDACTED = "[redacted]"
 
@@ -28,6 +49,21 @@ _SHAPES = re.compile(
   | (?<=[Bb]earer\ )[A-Za-z0-9._~+/=\-]{8,}          # bearer tokens in headers
     """,
     re.VERBOSE,
+)
+
+# Credential-carrying header values ("Authorization: Basic ...", "x-api-key: ...") and
+# query parameters ("?key=...", "&token=...") whatever the credential looks like. Group 1
+# (the name and separator) is kept so that a reader still sees what was masked.
+_CONTEXTUAL = re.compile(
+    r"""
+    (\b(?:proxy-)?authorization["']?\s*[:=]\s*["']?(?:(?:bearer|basic|token|digest)\s+)?
+     |\b(?:x-)?api-key["']?\s*[:=]\s*["']?
+     |\bopenai-api-key["']?\s*[:=]\s*["']?
+     |[?&](?:key|api_key|apikey|token|access_token|session_key|sessionKey|client_secret|secret)=
+    )
+    (?!\[redacted\])[A-Za-z0-9._~+/=\-]{8,}
+    """,
+    re.VERBOSE | re.IGNORECASE,
 )
 
 _lock = threading.Lock()
@@ -47,8 +83,18 @@ SECRET_FIELD_NAMES = frozenset(
         "client_secret",
         "password",
         "webhook_secret",
+        "access_token",
+        "refresh_token",
+        "x_api_key",
+        "openai_api_key",
+        "proxy_authorization",
+        "cookie",
+        "set_cookie",
     }
 )
+# ...and so does any field whose name ends like this (``livekit_token``, ``roomToken``,
+# ``signing_secret``, ``sessionKey``...).
+_SECRET_SUFFIXES = ("token", "secret", "sessionkey", "session_key", "api_key", "apikey", "password")
 
 
 def register_secret(value: str | None) -> None:
@@ -79,7 +125,22 @@ def redact(text: str) -> str:
     known = _known_re
     if known is not None:
         text = known.sub(REDACTED, text)
-    return _SHAPES.sub(REDACTED, text)
+    text = _SHAPES.sub(REDACTED, text)
+    return _CONTEXTUAL.sub(_keep_name, text)
+
+
+def _keep_name(match: re.Match[str]) -> str:
+    return match.group(1) + REDACTED
+
+
+def is_secret_field(name: str) -> bool:
+    """Whether a field (header, JSON key, attribute) of this name always holds a secret.
+
+    >>> is_secret_field("sessionKey"), is_secret_field("livekit_token"), is_secret_field("turn")
+    (True, True, False)
+    """
+    key = name.lower().replace("-", "_")
+    return key in SECRET_FIELD_NAMES or key.endswith(_SECRET_SUFFIXES)
 
 
 def redact_mapping(data: Any) -> Any:
@@ -88,7 +149,7 @@ def redact_mapping(data: Any) -> Any:
         return {
             k: (
                 REDACTED
-                if isinstance(k, str) and k.lower().replace("-", "_") in SECRET_FIELD_NAMES
+                if isinstance(k, str) and is_secret_field(k) and v is not None
                 else redact_mapping(v)
             )
             for k, v in data.items()
@@ -98,3 +159,63 @@ def redact_mapping(data: Any) -> Any:
     if isinstance(data, str):
         return redact(data)
     return data
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that masks secrets in a record before any handler formats it.
+
+    It renders the message (``msg % args``) once and redacts it, and does the same for a
+    record's exception and stack text, so neither a format argument nor a traceback can
+    carry a key into a log. It never drops a record. Put it on a handler to cover
+    everything that handler writes::
+
+        handler.addFilter(RedactingFilter())
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string is the handler's error to report
+            return True
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(_FORMATTER.formatException(record.exc_info))
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+_FORMATTER = logging.Formatter()
+
+#: Loggers :func:`install_log_redaction` filters. ``websockets.client`` logs every
+#: handshake header at DEBUG; a logger's filters only see records created on that very
+#: logger, so each name is listed rather than only the parents.
+REDACTED_LOGGERS: tuple[str, ...] = (
+    "websockets",
+    "websockets.client",
+    "websockets.server",
+    "httpx",
+    "httpcore",
+    "livekit",
+    "masquerade",
+    "masquerade.host",
+    "masquerade.session",
+    "masquerade.poller",
+    "masquerade.tools",
+    "masquerade.graph",
+    "masquerade.tracing",
+)
+
+_installed = RedactingFilter()
+
+
+def install_log_redaction(names: tuple[str, ...] = REDACTED_LOGGERS) -> None:
+    """Put the shared :class:`RedactingFilter` on ``names`` (idempotent, cheap)."""
+    for name in names:
+        log = logging.getLogger(name)
+        if _installed not in log.filters:
+            log.addFilter(_installed)

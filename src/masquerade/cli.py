@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from ._logjson import configure_logging
+from ._otel import setup_tracing_from_env
 from ._redact import redact
 from .errors import MasqueradeError
 
@@ -23,6 +24,9 @@ __all__ = ["main", "COMMANDS"]
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("plugins", "masquerade._cli.plugins"),
     ("demo", "masquerade._cli.demo"),
+    ("tools", "masquerade._cli.tools"),
+    ("emulate", "masquerade._cli.emulate"),
+    ("run", "masquerade._cli.run"),
 )
 
 
@@ -31,15 +35,39 @@ def build_parser() -> argparse.ArgumentParser:
         prog="masquerade",
         description="Avatar realtime sessions as nodes of an agent graph.",
     )
-    parser.add_argument("--log-level", default=None, help="e.g. INFO or DEBUG (default: WARNING)")
+    _add_common_options(parser, default=None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS:
         module = importlib.import_module(module_name)
         doc = (module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else ""
         command = sub.add_parser(name, help=doc, description=doc)
         module.add_arguments(command)
+        # Also accepted after the command (`masquerade demo --trace`); SUPPRESS keeps a
+        # value given before the command when it is not repeated after it.
+        _add_common_options(command, default=argparse.SUPPRESS)
         command.set_defaults(_run=module.run)
     return parser
+
+
+def _add_common_options(parser: argparse.ArgumentParser, *, default: object) -> None:
+    options: tuple[tuple[str, dict[str, object]], ...] = (
+        ("--log-level", {"help": "e.g. INFO or DEBUG (default: WARNING)"}),
+        ("--log-json", {"action": "store_true", "help": "log one JSON object per line"}),
+        (
+            "--trace",
+            {
+                "action": "store_true",
+                "help": "export traces over OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT "
+                "(needs masquerade[otel])",
+            },
+        ),
+    )
+    for flag, kwargs in options:
+        if flag in parser._option_string_actions:  # the command defines it itself
+            continue
+        if default is argparse.SUPPRESS or kwargs.get("action") != "store_true":
+            kwargs = {**kwargs, "default": default}
+        parser.add_argument(flag, **kwargs)  # type: ignore[arg-type]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,13 +76,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    logging.basicConfig(
-        level=(args.log_level or "WARNING").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # websockets logs handshake headers (Authorization) at DEBUG: never let that through.
-    logging.getLogger("websockets").setLevel(max(logging.INFO, logging.getLogger().level))
     try:
+        # Secrets are masked in every record; websockets is kept at INFO or above (at
+        # DEBUG it prints handshake headers, Authorization included).
+        configure_logging(args.log_level, json_lines=bool(getattr(args, "log_json", False)))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    shutdown_tracing: Callable[[], None] | None = None
+    try:
+        if getattr(args, "trace", False):
+            shutdown_tracing = setup_tracing_from_env()
         return int(args._run(args) or 0)
     except MasqueradeError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
@@ -67,6 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # pragma: no cover - last resort, still without secrets
         print(redact(f"error: {type(exc).__name__}: {exc}"), file=sys.stderr)
         return 1
+    finally:
+        if shutdown_tracing is not None:
+            shutdown_tracing()  # flush the last spans before the process exits
 
 
 if __name__ == "__main__":  # pragma: no cover

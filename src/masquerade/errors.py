@@ -219,7 +219,11 @@ class NodeError(GraphError):
 
     def __init__(self, node: str, cause: BaseException) -> None:
         self.node = node
+        # A masquerade error already says what to do (ProviderNotFound: install the
+        # plugin); keep that advice instead of a generic one.
+        hint = cause.hint if isinstance(cause, MasqueradeError) and cause.hint else None
+        detail = cause.message if isinstance(cause, MasqueradeError) else str(cause)
         super().__init__(
-            f"node {node!r} failed: {type(cause).__name__}: {cause}",
-            hint="see the chained exception for the node's traceback",
+            f"node {node!r} failed: {type(cause).__name__}: {detail}",
+            hint=hint or "see the chained exception for the node's traceback",
         )

@@ -57,6 +57,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("tools", "masquerade.tools"),
     ("toolschema", "masquerade.builtin.toolschema"),
     ("logging", "masquerade.builtin.logging"),
+    ("tracing", "masquerade.builtin.tracing"),
 )
 
 PluginStatus = Literal["loaded", "failed", "disabled"]
@@ -160,7 +161,13 @@ class Host:
         A plugin that fails validation is recorded as ``failed`` (and logged), not raised:
         check ``info.status``.
         """
-        name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+        if name is None:
+            # Modules and classes have a name; instances get their class's, made unique.
+            name = getattr(plugin, "__name__", None) or type(plugin).__name__
+            base, n = name, 1
+            while name in self._records or self.pm.get_plugin(name) is not None:
+                n += 1
+                name = f"{base}-{n}"
         if name in self._deny:
             info = PluginInfo(name, "disabled")
             self._records[name] = info
@@ -281,23 +288,24 @@ class Host:
         self._collected = True
         providers: dict[str, Provider] = {}
         tools: dict[str, Tool] = {}
-        for hook_name, sink in (
-            ("masquerade_register_providers", providers),
-            ("masquerade_register_tools", tools),
+        for hook_name, kind, sink in (
+            ("masquerade_register_providers", "provider", providers),
+            ("masquerade_register_tools", "tool", tools),
         ):
             caller = getattr(self.pm.hook, hook_name)
             for impl in reversed(caller.get_hookimpls()):
                 offered: dict[str, Any] = {}
 
-                def register(obj: Any, _offered: dict[str, Any] = offered) -> None:
-                    item = obj if hook_name.endswith("providers") else as_tool(obj)
+                def register(
+                    obj: Any, _offered: dict[str, Any] = offered, _kind: str = kind
+                ) -> None:
+                    item = obj if _kind == "provider" else as_tool(obj)
                     _offered[str(item.name)] = item
 
                 try:
                     impl.function(register)
                     clash = sorted(set(offered) & set(sink))
                     if clash:
-                        kind = "provider" if hook_name.endswith("providers") else "tool"
                         raise PluginError(
                             f"registers {kind} {clash[0]!r}, which another plugin already "
                             "registered",
@@ -393,33 +401,6 @@ class Host:
             result = result.model_copy(update={"call_id": call.call_id})
         return result
 
-    def notify_event(self, session: Session, event: BaseEvent) -> list[Awaitable[Any]] | None:
-        """Call every ``masquerade_session_event`` observer; isolate failures.
-
-        Returns the awaitables async observers returned (``None`` when there were none),
-        for the session's observer task to await. This is the per-event hot path.
-        """
-        pending: list[Awaitable[Any]] | None = None
-        for plugin_name, fn, argnames in self._observers:
-            try:
-                if argnames == ("session", "event"):
-                    result = fn(session, event)
-                elif argnames == ("event",):
-                    result = fn(event)
-                else:
-                    kwargs = {"session": session, "event": event}
-                    result = fn(*[kwargs[a] for a in argnames])
-            except Exception:
-                logger.exception(
-                    "observer %s raised on a %s event; it was skipped", plugin_name, event.type
-                )
-                continue
-            if result is not None:
-                if pending is None:
-                    pending = []
-                pending.append(_isolated(plugin_name, result))
-        return pending
-
     async def notify_ended(self, session: Session, result: SessionResult) -> None:
         """Call every ``masquerade_session_ended`` implementation, isolating failures."""
         for plugin_name, fn, argnames in self._ended_observers:
@@ -454,6 +435,11 @@ class Host:
         tg, self._task_group = self._task_group, None
         assert tg is not None
         tg.cancel_scope.cancel()
+        if exc is not None and not isinstance(exc, anyio.get_cancelled_exc_class()):
+            # The block raised: stop the poller and let that exception propagate as it is
+            # (passing it to the task group would wrap it in an ExceptionGroup).
+            await tg.__aexit__(None, None, None)
+            return False
         return await tg.__aexit__(exc_type, exc, tb)
 
     @property
@@ -481,15 +467,22 @@ class Host:
 
         async with self._ensure_running():
             session = Session(self, request, on_event=on_event)
+            failure: Exception | None = None
             async with anyio.create_task_group() as tg:
                 tg.start_soon(session._run)
                 try:
                     yield session
+                except Exception as exc:
+                    # Raised by the caller's block: end the session, then re-raise the
+                    # exception itself (not wrapped in the task group's ExceptionGroup).
+                    failure = exc
                 finally:
                     if not session.done:
-                        session.end("closed")
+                        session.end("error" if failure is not None else "closed")
                     with anyio.CancelScope(shield=True):
                         await session.wait()
+            if failure is not None:
+                raise failure
 
     async def run_session(
         self,

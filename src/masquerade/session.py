@@ -35,7 +35,8 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -66,8 +67,9 @@ from .events import (
     TranscriptDone,
     parse_event,
 )
+from .host import _isolated
 from .provider import ProviderOutcome, ProvisioningStatus, TranscriptTurn
-from .tools import Tool, as_tool
+from .tools import Tool, as_tool, check_session_tools
 
 if TYPE_CHECKING:
     from .host import Host
@@ -76,6 +78,16 @@ if TYPE_CHECKING:
 __all__ = ["Session", "SessionRequest", "SessionResult", "ToolCallRecord", "EventStream"]
 
 logger = logging.getLogger("masquerade.session")
+
+# The session running in the current task, so that ``Provider.create`` (which gets only the
+# request) can reach ``session.host.tool_schema`` and the session's merged tools.
+_current: ContextVar[Session | None] = ContextVar("masquerade_session", default=None)
+
+
+def current_session() -> Session | None:
+    """The :class:`Session` whose task is running (inside ``Provider.create``, ``poll``,
+    ``connect``...), or ``None`` outside a session."""
+    return _current.get()
 
 
 class SessionRequest(BaseModel):
@@ -124,6 +136,7 @@ class SessionRequest(BaseModel):
                     hint="give one of them another name with @tool(name=...)",
                 )
             seen.add(t.name)
+        check_session_tools(tools)
         return tools
 
 
@@ -197,6 +210,10 @@ class _Subscriber:
 
     def close(self) -> None:
         self.closed = True
+        room = self.session._room
+        if room is not None:
+            self.session._room = None
+            room.set()
         waiter = self.waiter
         if waiter is not None:
             self.waiter = None
@@ -234,6 +251,10 @@ class EventStream:
         sub = self._sub or self._subscribe()
         while True:
             if sub.buffer:
+                room = self._session._room
+                if room is not None and len(sub.buffer) <= sub.hard_limit // 2:
+                    self._session._room = None
+                    room.set()
                 return sub.buffer.popleft()
             if sub.closed:
                 raise StopAsyncIteration
@@ -299,7 +320,9 @@ class Session:
         self._usage: dict[str, Any] = {}
         self._pending: deque[Awaitable[Any]] = deque()
         self._pending_wakeup: anyio.Event | None = None
+        self._room: anyio.Event | None = None  # set when a lagging subscriber catches up
         self._done = anyio.Event()
+        self._observers_done = anyio.Event()
         self._closed = False
         self._scope: anyio.CancelScope | None = None
         self._end_reason: str | None = None
@@ -318,6 +341,7 @@ class Session:
                     hint="rename one of them with @tool(name=...), or disable the plugin",
                 )
             tools[name] = t
+        check_session_tools(tools.values(), source="the session (with its plugins' tools)")
         return tools
 
     def __repr__(self) -> str:
@@ -385,7 +409,21 @@ class Session:
                 assert isinstance(event, ResponseDone)
                 if event.usage:
                     _add_usage(self._usage, event.usage)
-        pending = self.host.notify_event(self, event)
+        # Observer dispatch, inlined from Host.notify_event: this is the per-event hot path.
+        pending: list[Awaitable[Any]] | None = None
+        for plugin_name, fn, argnames in self.host._observers:
+            try:
+                if argnames == _SESSION_EVENT:
+                    value = fn(self, event)
+                else:
+                    value = fn(*[self if a == "session" else event for a in argnames])
+            except Exception:
+                _observer_failed(plugin_name, kind)
+                continue
+            if value is not None:
+                if pending is None:
+                    pending = []
+                pending.append(_isolated(plugin_name, value))
         if self._on_event is not None:
             try:
                 value = self._on_event(event)
@@ -408,7 +446,8 @@ class Session:
         """:meth:`emit`, then wait while a subscriber is too far behind."""
         if self.emit(event):
             while any(len(s.buffer) >= s.hard_limit and not s.closed for s in self._subs):
-                await anyio.sleep(0.005)
+                room = self._room = anyio.Event()
+                await room.wait()
 
     def emit_raw(self, data: Mapping[str, Any] | str | bytes) -> BaseEvent:
         """Parse a normalized event leniently and emit it. A malformed event becomes a
@@ -510,13 +549,16 @@ class Session:
 
     async def _observer_loop(self) -> None:
         # Awaits async observers' awaitables in order, off the provider's path.
-        while True:
-            while self._pending:
-                await self._pending.popleft()
-            if self._closed:
-                return
-            self._pending_wakeup = anyio.Event()
-            await self._pending_wakeup.wait()
+        try:
+            while True:
+                while self._pending:
+                    await self._pending.popleft()
+                if self._closed:
+                    return
+                self._pending_wakeup = anyio.Event()
+                await self._pending_wakeup.wait()
+        finally:
+            self._observers_done.set()
 
     async def _run(self) -> None:
         reason = "completed"
@@ -542,8 +584,8 @@ class Session:
                 reason = "cancelled"
                 raise
             except Exception as exc:
-                reason, error = "error", exc
-                if not isinstance(exc, MasqueradeError):
+                reason, error = "error", _unwrap(exc)
+                if not isinstance(error, MasqueradeError):
                     logger.exception("session %s failed", self.id)
             finally:
                 self._scope = None
@@ -555,6 +597,7 @@ class Session:
     async def _provision_and_connect(self) -> None:
         request = self.request
         self._set_state("provisioning")
+        _current.set(self)  # this task's own context: no reset needed
         handle = self._handle = await self.host.create_provider_session(request)
         self.provider_session_id = handle.id
         if handle.requires_polling:
@@ -620,8 +663,7 @@ class Session:
         if self._pending_wakeup is not None:
             self._pending_wakeup.set()
         with anyio.move_on_after(self.request.end_timeout):
-            while self._pending:
-                await self._pending.popleft()
+            await self._observers_done.wait()  # async observers see "ended" too, in order
         await self.host.notify_ended(self, self.result)
         for sub in self._subs:
             sub.close()
@@ -635,7 +677,8 @@ class Session:
         failure_code = outcome.failure_code
         if error is not None:
             result_outcome: Outcome = "failed"
-            failure = failure or (error.message if isinstance(error, MasqueradeError) else str(error))
+            message = error.message if isinstance(error, MasqueradeError) else str(error)
+            failure = failure or message
             failure_code = failure_code or getattr(error, "failure_code", None) or getattr(
                 error, "code", None
             )
@@ -668,6 +711,22 @@ class Session:
             started_at=self.started_at,
             ended_at=datetime.now(UTC),
         )
+
+
+_SESSION_EVENT = ("session", "event")
+
+
+def _observer_failed(plugin_name: str, kind: str) -> None:
+    logging.getLogger("masquerade.host").exception(
+        "observer %s raised on a %s event; it was skipped", plugin_name, kind
+    )
+
+
+def _unwrap(exc: Exception) -> Exception:
+    # Task groups wrap a lone failure in an ExceptionGroup; report the failure itself.
+    while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _add_usage(total: dict[str, Any], usage: Mapping[str, Any]) -> None:

@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, TypeAlias
 
 import anyio
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 
 from .errors import ProviderError
 from .events import (
@@ -181,7 +181,7 @@ class ScriptedSession:
             provider=self.provider.name,
             kind="session_key",
             public={"sessionId": self.id},
-            secrets={"sessionKey": f"scripted-session-key-{self.id}"},  # type: ignore[dict-item]
+            secrets={"sessionKey": SecretStr(f"scripted-session-key-{self.id}")},
         )
 
     async def connect(self, session: Session) -> None:
@@ -198,9 +198,8 @@ class ScriptedSession:
                     session.emit(ResponseStarted(response_id=f"resp_{turn}"))
                 size = max(1, -(-len(step.say) // step.chunks))
                 for start in range(0, len(step.say), size):
-                    session.emit(
-                        TranscriptDelta(role=step.role, text=step.say[start : start + size], turn=turn)
-                    )
+                    piece = step.say[start : start + size]
+                    session.emit(TranscriptDelta(role=step.role, text=piece, turn=turn))
                 session.emit(TranscriptDone(role=step.role, text=step.say, turn=turn))
                 if step.role == "assistant":
                     session.emit(ResponseDone(response_id=f"resp_{turn}"))

@@ -1,0 +1,98 @@
+"""The ``openai`` provider: starts GA Realtime sessions for masquerade.
+
+Installed through the ``openai`` entry point (group ``masquerade``), it reads
+``OPENAI_API_KEY`` (and ``OPENAI_BASE_URL``) when a session starts. Register your own
+instance to change defaults::
+
+    provider = OpenAIRealtimeProvider(voice="marin", renewal={"max_reconnects": 3})
+    async with Host(plugins=[provider]) as host:     # replaces the entry-point default
+        ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from masquerade import SessionRequest, hookimpl
+
+from ._calls import RealtimeCalls
+from ._options import RealtimeOptions, resolve_api_key, websocket_url
+from ._session import OpenAIRealtimeSession
+
+__all__ = ["OpenAIRealtimeProvider"]
+
+USER_AGENT = "masquerade-openai"
+
+
+class OpenAIRealtimeProvider:
+    """Creates :class:`OpenAIRealtimeSession` objects (provider name ``"openai"``).
+
+    Args:
+        api_key: the API key (default: ``OPENAI_API_KEY`` at session start).
+        base_url: the REST base URL (default: ``OPENAI_BASE_URL`` or the public API).
+        name: the provider name requests select.
+        **defaults: default :class:`RealtimeOptions` for every session (``model``,
+            ``voice``, ``turn_detection``, ``renewal``...); a request's ``options`` win.
+    """
+
+    tool_dialect = "openai"
+    requires_polling = False
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        name: str = "openai",
+        **defaults: Any,
+    ) -> None:
+        self.name = name
+        layer: dict[str, Any] = dict(defaults)
+        if api_key is not None:
+            layer["api_key"] = api_key
+        if base_url is not None:
+            layer["base_url"] = base_url
+        self.defaults = RealtimeOptions.build(layer)  # fails early on a bad option
+        self._layer = layer
+
+    @property
+    def __name__(self) -> str:  # the plugin name when registered without one
+        return f"{self.name}-provider"
+
+    def __repr__(self) -> str:
+        return f"<OpenAIRealtimeProvider {self.name!r}>"
+
+    def options_for(self, request: SessionRequest) -> RealtimeOptions:
+        """The options of one session: provider defaults < request fields < options."""
+        from_request: dict[str, Any] = {}
+        if request.model:
+            from_request["model"] = request.model
+        return RealtimeOptions.build(self._layer, from_request, request.options)
+
+    def calls(self, options: RealtimeOptions | None = None) -> RealtimeCalls:
+        """A :class:`RealtimeCalls` client with this provider's key and base URL."""
+        opts = options or self.defaults
+        return RealtimeCalls(
+            api_key=resolve_api_key(opts), base_url=opts.resolved_base_url, provider=self.name
+        )
+
+    async def create(self, request: SessionRequest) -> OpenAIRealtimeSession:
+        """Open the websocket and configure the session; it is ready when this returns."""
+        options = self.options_for(request)
+        key = resolve_api_key(options)
+        headers = {"Authorization": f"Bearer {key}", **options.headers}
+        session = OpenAIRealtimeSession(
+            provider=self.name,
+            options=options,
+            request=request,
+            url=websocket_url(options),
+            headers=headers,
+            calls=self.calls(options) if options.call_id else None,
+        )
+        await session.open()
+        return session
+
+    @hookimpl
+    def masquerade_register_providers(self, register: Callable[[Any], None]) -> None:
+        register(self)

@@ -1,0 +1,247 @@
+"""Websocket connections on whichever event loop anyio runs: asyncio or trio.
+
+websockets ships two native implementations, ``websockets.asyncio.client`` and
+``websockets.trio.client`` (websockets >= 17). :func:`open_websocket` picks the one that
+matches the running backend and returns a connection with the same small surface either
+way: ``recv()``, ``send(text)``, ``close(code, reason)``, ``close_code``, ``close_reason``.
+
+Every connection logs through :data:`WS_LOGGER`, whose filter redacts each record after
+formatting it: websockets logs the handshake headers (``Authorization: Bearer ...``) at
+DEBUG, and no key may ever reach a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import sniffio
+from masquerade import ProviderError, redact
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+__all__ = [
+    "WebSocket",
+    "WS_LOGGER",
+    "RECOVERABLE_CLOSE_CODES",
+    "open_websocket",
+    "close_code_of",
+    "ConnectionClosed",
+]
+
+#: Close codes after which reconnecting can help (the same set the official SDK retries):
+#: going away, no status, abnormal closure, internal error, service restart, try again
+#: later, TLS handshake failure.
+RECOVERABLE_CLOSE_CODES = frozenset({1001, 1005, 1006, 1011, 1012, 1013, 1015})
+
+
+class _RedactingFilter(logging.Filter):
+    """Formats each record once, redacts secrets from the text, and drops the args."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:  # a broken format string must not break the connection
+            text = str(record.msg)
+        record.msg = redact(text)
+        record.args = None
+        return True
+
+
+#: The logger every masquerade-openai websocket uses (client and emulator). Its filter
+#: redacts secrets, so turning on DEBUG logging for it is safe.
+WS_LOGGER = logging.getLogger("masquerade_openai.websockets")
+WS_LOGGER.addFilter(_RedactingFilter())
+
+
+class WebSocket(Protocol):
+    """What the provider needs from a websocket connection (both backends provide it)."""
+
+    async def recv(self) -> str | bytes: ...
+    async def send(self, message: str) -> None: ...
+    async def close(self, code: int = 1000, reason: str = "") -> None: ...
+
+    @property
+    def close_code(self) -> int | None: ...
+
+    @property
+    def close_reason(self) -> str | None: ...
+
+
+def close_code_of(exc: ConnectionClosed) -> tuple[int, str]:
+    """The close code and reason the peer sent, or 1006 when the socket just dropped."""
+    if exc.rcvd is not None:
+        return exc.rcvd.code, exc.rcvd.reason
+    return 1006, ""
+
+
+def _backend() -> str:
+    try:
+        return sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:  # pragma: no cover - always inside anyio
+        return "asyncio"
+
+
+async def open_websocket(
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    open_timeout: float = 10.0,
+    ping_interval: float | None = 20.0,
+    ping_timeout: float | None = 20.0,
+    max_size: int | None = 16 * 2**20,
+    compression: str | None = None,
+    user_agent: str | None = None,
+    provider: str = "openai",
+) -> WebSocket:
+    """Open a websocket on the running backend, or raise a clear ProviderError.
+
+    A refused or timed-out connection is ``retryable``; a handshake answered with an HTTP
+    error (401 for a bad key) carries its status code and is not retryable (except 429 and
+    5xx).
+    """
+    kwargs: dict[str, Any] = {
+        "additional_headers": dict(headers),
+        "open_timeout": open_timeout,
+        "ping_interval": ping_interval,
+        "ping_timeout": ping_timeout,
+        "max_size": max_size,
+        "compression": compression,
+        "logger": WS_LOGGER,
+    }
+    if user_agent is not None:
+        kwargs["user_agent_header"] = user_agent
+    where = redact(url.split("?", 1)[0])
+    try:
+        if _backend() == "trio":
+            return await _open_trio(url, kwargs)
+        from websockets.asyncio.client import connect
+
+        return await connect(url, **kwargs)  # type: ignore[no-any-return]
+    except InvalidStatus as exc:
+        raise _status_error(exc, where, provider) from None
+    except InvalidHandshake as exc:
+        raise ProviderError(
+            f"the websocket handshake with {where} failed: {exc}",
+            provider=provider,
+            retryable=True,
+        ) from None
+    except TimeoutError:
+        raise ProviderError(
+            f"opening the websocket to {where} timed out after {open_timeout:g}s",
+            provider=provider,
+            retryable=True,
+            hint="check the network and the base URL; masquerade retries where it is safe",
+        ) from None
+    except OSError as exc:
+        raise ProviderError(
+            f"could not connect to {where}: {exc.strerror or exc}",
+            provider=provider,
+            retryable=True,
+            hint="check the base URL and that the server (or the emulator) is running",
+        ) from None
+
+
+def _status_error(exc: InvalidStatus, where: str, provider: str) -> ProviderError:
+    status = exc.response.status_code
+    code: str | None = None
+    detail = ""
+    try:
+        import json
+
+        body = json.loads(exc.response.body or b"{}")
+        error = body.get("error") if isinstance(body, dict) else None
+        if isinstance(error, dict):
+            code = error.get("code") or error.get("type")
+            detail = str(error.get("message") or "")
+    except ValueError:
+        detail = (exc.response.body or b"")[:200].decode("utf-8", "replace")
+    retry_after: float | None = None
+    raw_retry = exc.response.headers.get("retry-after")
+    if raw_retry:
+        try:
+            retry_after = float(raw_retry)
+            if not math.isfinite(retry_after) or retry_after < 0:
+                retry_after = None
+        except ValueError:
+            retry_after = None
+    if status == 401:
+        hint = (
+            "the API key was rejected: check OPENAI_API_KEY (or the api_key you passed) "
+            "and the base URL"
+        )
+        code = code or "invalid_api_key"
+    elif status == 403:
+        hint = "the key has no access to the Realtime API or to this model"
+    elif status == 404:
+        hint = "check the model name, the call_id and the base URL"
+    else:
+        hint = None
+    message = f"the websocket handshake with {where} was refused with HTTP {status}"
+    if detail:
+        message += f": {detail}"
+    return ProviderError(
+        message,
+        provider=provider,
+        status_code=status,
+        code=code,
+        retryable=status == 429 or status >= 500,
+        retry_after=retry_after,
+        hint=hint,
+    )
+
+
+async def _open_trio(url: str, kwargs: dict[str, Any]) -> WebSocket:
+    """Open a websockets.trio connection whose background tasks outlive this call.
+
+    A trio websocket runs its reader and keepalive in a nursery that must live as long as
+    the connection. The session opens the socket in ``create()`` and reads it in
+    ``connect()``, so no caller's nursery spans the connection's life. The connection's
+    nursery therefore lives in a trio *system task*: it ends by itself once the
+    connection is closed, and trio cancels it when the run ends.
+    """
+    import trio
+    from websockets.trio.client import connect
+
+    connector = connect(url, **kwargs)
+    outcome: list[Any] = []
+    done = trio.Event()
+    abandoned = False
+
+    async def hold() -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                try:
+                    connection = await connector.connect(nursery)
+                except Exception as exc:
+                    outcome.append(exc)
+                    done.set()
+                    return
+                if abandoned:  # the caller was cancelled while we connected
+                    nursery.start_soon(connection.close)
+                    return
+                outcome.append(connection)
+                done.set()
+                # The nursery now holds the connection's reader and keepalive until the
+                # connection closes.
+        except Exception:  # a system task must never raise: it would crash the run
+            WS_LOGGER.exception("websocket background tasks failed")
+
+    trio.lowlevel.spawn_system_task(hold, name=f"masquerade_openai websocket {where_of(url)}")
+    try:
+        await done.wait()
+    except BaseException:
+        abandoned = True
+        if outcome and not isinstance(outcome[0], Exception):
+            with trio.CancelScope(shield=True):
+                await outcome[0].close()
+        raise
+    result = outcome[0]
+    if isinstance(result, Exception):
+        raise result
+    return result  # type: ignore[no-any-return]
+
+
+def where_of(url: str) -> str:
+    return redact(url.split("?", 1)[0])

@@ -1,0 +1,220 @@
+"""Signed webhooks (the standard-webhooks scheme OpenAI uses) for incoming SIP calls.
+
+A webhook request carries three headers: ``webhook-id``, ``webhook-timestamp`` (Unix
+seconds) and ``webhook-signature`` (space-separated ``v1,<base64>`` values). The signature
+is HMAC-SHA256 over ``"{id}.{timestamp}.{body}"`` keyed with the secret: for a
+``whsec_...`` secret, the bytes that follow the prefix, base64-decoded. Verify before you
+trust anything in the body::
+
+    @app.post("/openai/webhook")
+    async def webhook(request: Request) -> Response:
+        body = await request.body()
+        try:
+            event = verify_webhook(body, request.headers, os.environ["OPENAI_WEBHOOK_SECRET"])
+        except WebhookVerificationError:
+            return Response(status_code=400)
+        await calls.accept(event.call_id, {"model": "gpt-realtime"})
+        ...
+
+SIP headers in the event (``event.sip_headers``) come from the caller: treat them as
+untrusted input.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from masquerade import MasqueradeError, register_secret
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "WebhookEvent",
+    "WebhookVerificationError",
+    "verify_webhook",
+    "sign_webhook",
+    "new_webhook_secret",
+]
+
+INCOMING_CALL = "realtime.call.incoming"
+
+
+class WebhookVerificationError(MasqueradeError, ValueError):
+    """A webhook failed verification: missing headers, a bad or stale signature, or a body
+    that is not the expected event. Answer the request with HTTP 400 and drop it."""
+
+    default_hint = (
+        "check that the webhook secret matches the one configured for the project, that "
+        "the body is passed exactly as received (raw bytes), and that the clock is right"
+    )
+
+
+class WebhookEvent(BaseModel):
+    """A verified webhook event (``realtime.call.incoming`` for SIP calls)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    id: str
+    type: str
+    object: str = "event"
+    created_at: int = 0
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def call_id(self) -> str:
+        """The call to accept or reject (``data.call_id``)."""
+        value = self.data.get("call_id")
+        if not isinstance(value, str) or not value:
+            raise WebhookVerificationError(
+                f"webhook {self.id} ({self.type}) carries no data.call_id",
+                hint="only realtime.call.incoming events name a call",
+            )
+        return value
+
+    @property
+    def sip_headers(self) -> dict[str, str]:
+        """The caller's SIP headers by name (untrusted input)."""
+        headers: dict[str, str] = {}
+        for entry in self.data.get("sip_headers") or ():
+            if isinstance(entry, Mapping) and isinstance(entry.get("name"), str):
+                headers[entry["name"]] = str(entry.get("value", ""))
+        return headers
+
+
+def _secret_bytes(secret: str) -> bytes:
+    if not secret:
+        raise WebhookVerificationError(
+            "the webhook secret is empty",
+            hint="pass the project's webhook signing secret (whsec_...)",
+        )
+    register_secret(secret)
+    if secret.startswith("whsec_"):
+        try:
+            return base64.b64decode(secret[len("whsec_") :], validate=True)
+        except (binascii.Error, ValueError):
+            raise WebhookVerificationError(
+                "the webhook secret is not valid base64 after its whsec_ prefix",
+                hint="copy the signing secret exactly as the dashboard shows it",
+            ) from None
+    return secret.encode()
+
+
+def _sign(key: bytes, msg_id: str, timestamp: str, body: str) -> str:
+    digest = hmac.new(key, f"{msg_id}.{timestamp}.{body}".encode(), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def verify_webhook(
+    body: bytes | str,
+    headers: Mapping[str, str],
+    secret: str,
+    *,
+    tolerance: float = 300.0,
+    event_type: str | None = INCOMING_CALL,
+    now: float | None = None,
+) -> WebhookEvent:
+    """Verify a webhook's signature and timestamp and return its parsed event.
+
+    Args:
+        body: the raw request body, exactly as received.
+        headers: the request headers (any mapping; names are matched case-insensitively).
+        secret: the signing secret (``whsec_...``).
+        tolerance: how many seconds the timestamp may differ from now (replay protection).
+        event_type: the event type to accept (``realtime.call.incoming``); ``None`` accepts
+            any verified event.
+        now: the current Unix time (for tests).
+
+    Raises:
+        WebhookVerificationError: a header is missing, the timestamp is malformed or
+            outside the tolerance, no signature matches, or the body is not the expected
+            JSON event. The message never contains the secret.
+    """
+    key = _secret_bytes(secret)
+    lowered = {str(k).lower(): v for k, v in headers.items()}
+    missing = [h for h in ("webhook-id", "webhook-timestamp", "webhook-signature")
+               if not lowered.get(h)]
+    if missing:
+        raise WebhookVerificationError(
+            f"the webhook request has no {', '.join(missing)} header",
+            hint="only requests signed by OpenAI carry these headers; reject this one",
+        )
+    msg_id = str(lowered["webhook-id"])
+    stamp = str(lowered["webhook-timestamp"]).strip()
+    try:
+        sent_at = int(stamp)
+    except ValueError:
+        raise WebhookVerificationError(
+            f"the webhook-timestamp header {stamp[:32]!r} is not Unix seconds"
+        ) from None
+    current = time.time() if now is None else now
+    if current - sent_at > tolerance:
+        raise WebhookVerificationError(
+            f"the webhook is stale: signed {current - sent_at:.0f}s ago (tolerance "
+            f"{tolerance:g}s)",
+            hint="it may be a replay; if clocks drift, check NTP on this host",
+        )
+    if sent_at - current > tolerance:
+        raise WebhookVerificationError(
+            f"the webhook timestamp is {sent_at - current:.0f}s in the future (tolerance "
+            f"{tolerance:g}s)",
+            hint="check this host's clock (NTP)",
+        )
+    try:
+        text = body.decode("utf-8") if isinstance(body, bytes | bytearray) else body
+    except UnicodeDecodeError:
+        raise WebhookVerificationError("the webhook body is not UTF-8") from None
+    expected = _sign(key, msg_id, stamp, text)
+    offered = [part.split(",", 1)[1] if "," in part else part
+               for part in str(lowered["webhook-signature"]).split()]
+    if not any(hmac.compare_digest(expected, candidate) for candidate in offered):
+        raise WebhookVerificationError(
+            "the webhook signature does not match: the body was altered or the secret is "
+            "wrong"
+        )
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        raise WebhookVerificationError("the signed webhook body is not JSON") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
+        raise WebhookVerificationError("the signed webhook body is not an event object")
+    payload.setdefault("id", msg_id)
+    event = WebhookEvent.model_validate(payload)
+    if event_type is not None and event.type != event_type:
+        raise WebhookVerificationError(
+            f"expected a {event_type} webhook, got {event.type}",
+            hint="pass event_type=None to accept other event types",
+        )
+    return event
+
+
+def sign_webhook(
+    body: bytes | str,
+    secret: str,
+    *,
+    msg_id: str | None = None,
+    timestamp: int | None = None,
+) -> dict[str, str]:
+    """The headers that sign ``body`` (for the emulator and for tests)."""
+    key = _secret_bytes(secret)
+    text = body.decode("utf-8") if isinstance(body, bytes | bytearray) else body
+    msg_id = msg_id or f"wh_{secrets.token_hex(12)}"
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": stamp,
+        "webhook-signature": f"v1,{_sign(key, msg_id, stamp, text)}",
+    }
+
+
+def new_webhook_secret() -> str:
+    """A fresh ``whsec_`` signing secret."""
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    register_secret(secret)
+    return secret

@@ -1,0 +1,403 @@
+"""One Runway realtime session, driven by :class:`masquerade.Session`.
+
+Lifecycle (see :mod:`masquerade.provider`):
+
+* ``poll`` -- ``GET /v1/realtime_sessions/{id}`` -> ``ProvisioningStatus``;
+* ``join_credentials`` -- ``{sessionId, sessionKey}``, or with ``consume=True`` the LiveKit
+  ``{url, token, roomName}`` from one ``consume`` call;
+* ``connect`` -- ``connect_backend``, join the room, answer ``backend_rpc`` tools over RPC,
+  turn data messages into events, until the room is gone;
+* ``end`` -- ``END_CALL`` over the room (the session ends COMPLETED); ``DELETE`` when the
+  room is gone or that fails (CANCELLED);
+* ``result`` -- ``GET /v1/avatar_conversations/{id}`` -> ``ProviderOutcome``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+from pydantic import SecretStr
+
+from masquerade import (
+    JoinCredentials,
+    ProviderOutcome,
+    ProvisioningStatus,
+    TranscriptTurn,
+    register_secret,
+)
+from masquerade.events import ErrorEvent, ToolCall, ToolResult
+
+from ._client import RunwayClient
+from ._errors import RunwayError, RunwayNotFound, RunwayProtocolError
+from ._messages import MessageTranslator
+from ._models import AvatarConversation, RealtimeSession, RoomCredentials
+from ._room import DataMessage, Room, RoomError, RpcFailure, RpcInvocation, make_room
+
+if TYPE_CHECKING:
+    from masquerade import Session, SessionRequest
+
+    from ._provider import RunwayProvider
+
+__all__ = ["RunwaySession", "END_CALL", "WORKER_PREFIX"]
+
+logger = logging.getLogger("masquerade.runway")
+
+#: The data message that ends a call as if the user hung up (the session ends COMPLETED).
+END_CALL = b'{"type":"END_CALL"}'
+#: Only participants whose identity starts with this may call backend tools.
+WORKER_PREFIX = "worker:"
+
+_STATES: Mapping[str, Literal["not_ready", "ready", "running", "completed", "failed", "cancelled"]] = {
+    "NOT_READY": "not_ready",
+    "READY": "ready",
+    "RUNNING": "running",
+    "COMPLETED": "completed",
+    "FAILED": "failed",
+    "CANCELLED": "cancelled",
+}
+_OUTCOMES: Mapping[str, Literal["completed", "failed", "cancelled"]] = {
+    "COMPLETED": "completed",
+    "FAILED": "failed",
+    "CANCELLED": "cancelled",
+}
+
+
+class _ToolEndpoint:
+    """Answers the RPC calls of one ``backend_rpc`` tool through ``session.call_tool``."""
+
+    def __init__(self, session: Session, name: str, timeout_seconds: float) -> None:
+        self.session = session
+        self.name = name
+        self.timeout_seconds = timeout_seconds
+
+    def _budget(self, invocation: RpcInvocation) -> float:
+        # Answer before the worker gives up: keep a margin for the reply's trip back.
+        waits = min(self.timeout_seconds, invocation.response_timeout or self.timeout_seconds)
+        return max(0.05, waits - min(0.25, waits * 0.1))
+
+    async def __call__(self, invocation: RpcInvocation) -> str:
+        caller = invocation.caller_identity
+        if not caller.startswith(WORKER_PREFIX):
+            self.session.emit(
+                ErrorEvent(
+                    code="rpc_unauthorized",
+                    message=f"refused a call of tool {self.name!r} from {caller!r}: only the "
+                    f"avatar worker ({WORKER_PREFIX}...) may call backend tools",
+                )
+            )
+            raise RpcFailure(f"Unauthorized caller: {caller}")
+        arguments: dict[str, Any] | str
+        try:
+            parsed = json.loads(invocation.payload) if invocation.payload.strip() else {}
+        except ValueError:
+            arguments = invocation.payload  # the invocation answers with a clear error
+        else:
+            if isinstance(parsed, dict) and parsed.get("args") is not None:
+                parsed = parsed["args"]
+            arguments = parsed if isinstance(parsed, dict) else invocation.payload
+        call = ToolCall(
+            call_id=invocation.request_id,
+            name=self.name,
+            arguments=arguments,
+            kind="backend_rpc",
+        )
+        answered = anyio.Event()
+        box: list[ToolResult] = []
+
+        async def run() -> None:
+            try:
+                box.append(await self.session.call_tool(call))
+            finally:
+                answered.set()
+
+        # The call runs in the session's task group, so that a tool slower than the
+        # worker's deadline still produces its one result (reported late) while the worker
+        # gets a timely error.
+        self.session.spawn(run, name=f"tool {self.name}")
+        budget = self._budget(invocation)
+        with anyio.move_on_after(budget):
+            await answered.wait()
+        if not box:
+            raise RpcFailure(
+                f"tool {self.name!r} did not answer within {budget:.2f}s (the avatar waits "
+                f"{self.timeout_seconds:g}s)"
+            )
+        result = box[0]
+        if result.error is not None:
+            raise RpcFailure(result.error)
+        return json.dumps(result.output, default=str)
+
+
+class RunwaySession:
+    """A Runway realtime session (implements :class:`masquerade.ProviderSession`)."""
+
+    requires_polling = True
+
+    def __init__(
+        self,
+        provider: RunwayProvider,
+        client: RunwayClient,
+        session_id: str,
+        request: SessionRequest,
+        tools: Sequence[Mapping[str, Any]],
+    ) -> None:
+        self.provider = provider
+        self.client = client
+        self.id = session_id
+        self.request = request
+        self.tools = [dict(t) for t in tools]
+        options = request.options
+        self.consume = bool(options.get("consume", False))
+        self.backend = bool(options.get("backend", True))
+        self.room_kind: str | None = options.get("room") or provider.room
+        self.status: RealtimeSession | None = None
+        self._session_key: SecretStr | None = None
+        self._expires_at: str | None = None
+        self._credentials: JoinCredentials | None = None
+        self._room: Room | None = None
+        self._translator: MessageTranslator | None = None
+        self._ended = False
+        self._released = False
+        #: What the cancel path did: ``"end_call"``, ``"delete"`` or ``"none"``.
+        self.ended_with: str | None = None
+
+    def __repr__(self) -> str:
+        status = self.status.status if self.status else None
+        return f"<RunwaySession {self.id} status={status!r}>"
+
+    # ------------------------------------------------------------------ provisioning
+    async def _retrieve(self) -> RealtimeSession:
+        status = await self.client.retrieve_realtime_session(self.id)
+        self.status = status
+        if status.session_key is not None:
+            self._session_key = status.session_key
+            self._expires_at = status.expires_at
+        return status
+
+    async def poll(self) -> ProvisioningStatus:
+        status = await self._retrieve()
+        if status.status == "READY" and status.session_key is None:
+            raise RunwayProtocolError(
+                f"Runway reported session {self.id} READY without a sessionKey",
+                hint="the frontend cannot join without it; the session is cancelled. Report "
+                "it to Runway if it happens again",
+            )
+        state = _STATES.get(status.status)
+        if state is None:
+            logger.warning("session %s has an unknown status %r", self.id, status.status)
+            state = "not_ready"
+        return ProvisioningStatus(
+            state=state,
+            queued=bool(status.queued),
+            provider_status=status.status,
+            failure=status.failure,
+            failure_code=status.failure_code,
+        )
+
+    async def join_credentials(self) -> JoinCredentials:
+        if self._credentials is not None:
+            return self._credentials
+        key = self._session_key
+        if key is None:
+            raise RunwayProtocolError(
+                f"session {self.id} was never seen READY, so its sessionKey is unknown",
+                hint="another client may have consumed it; start a new session",
+            )
+        if self.consume:
+            room = await self.client.consume_realtime_session(self.id, key.get_secret_value())
+            public = {"sessionId": self.id, "url": room.url, "roomName": room.room_name}
+            self._credentials = JoinCredentials(
+                provider="runway", kind="livekit", public=public, secrets={"token": room.token}
+            )
+        else:
+            public = {"sessionId": self.id}
+            if self._expires_at:
+                public["expiresAt"] = self._expires_at
+            self._credentials = JoinCredentials(
+                provider="runway", kind="session_key", public=public, secrets={"sessionKey": key}
+            )
+        return self._credentials
+
+    # ------------------------------------------------------------------ the call
+    def _choose_room(self, credentials: RoomCredentials) -> str:
+        kind = self.room_kind or credentials.room_transport or "livekit"
+        if kind not in ("livekit", "emulator"):
+            raise RunwayProtocolError(
+                f"unknown room kind {kind!r}", hint="use room='livekit' or room='emulator'"
+            )
+        return kind
+
+    def _on_data(self, message: DataMessage) -> None:
+        if self._translator is not None:
+            self._translator.feed(message.payload, message.sender)
+
+    async def connect(self, session: Session) -> None:
+        if not self.backend:
+            await self._follow_status()
+            return
+        credentials = await self.client.connect_backend(self.id)
+        register_secret(credentials.token.get_secret_value())
+        room = make_room(self._choose_room(credentials))
+        translator = self._translator = MessageTranslator(session.emit)
+        for tool in self.tools:
+            if tool.get("type") == "backend_rpc":
+                timeout = float(tool.get("timeoutSeconds") or 4.0)
+                room.register_rpc_method(
+                    str(tool["name"]), _ToolEndpoint(session, str(tool["name"]), timeout)
+                )
+        room.on_data(self._on_data)
+        try:
+            await room.connect(credentials.url, credentials.token.get_secret_value())
+        except RoomError as exc:
+            raise RunwayError(
+                f"could not join session {self.id}'s room: {exc}",
+                retryable=False,
+                hint="check that the network allows WebRTC/websockets to the room's URL",
+            ) from None
+        self._room = room
+        try:
+            await room.wait_closed()
+        finally:
+            translator.flush()
+
+    async def _follow_status(self) -> None:
+        # Without a backend participant, the call is over when Runway says so.
+        interval = self.provider.monitor_interval
+        while True:
+            status = await self._retrieve()
+            if status.terminal:
+                return
+            await anyio.sleep(interval)
+
+    # ------------------------------------------------------------------ ending
+    async def _known_terminal(self, *, refresh: bool) -> bool:
+        if self.status is not None and self.status.terminal:
+            return True
+        if not refresh:
+            return False
+        try:
+            return (await self._retrieve()).terminal
+        except RunwayNotFound:
+            return True  # nothing left to end
+        except RunwayError as exc:
+            logger.info("could not read the status of session %s: %s", self.id, exc.message)
+            return False
+
+    async def _wait_terminal(self, seconds: float) -> bool:
+        with anyio.move_on_after(seconds):
+            delay = 0.02
+            while True:
+                if await self._known_terminal(refresh=True):
+                    return True
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 0.5)
+        return False
+
+    async def end(self, reason: str) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        room, self._room = self._room, None
+        sent_end_call = False
+        if room is not None:
+            if room.connected and not await self._known_terminal(refresh=False):
+                try:
+                    await room.publish_data(END_CALL)
+                    sent_end_call = True
+                except RoomError as exc:
+                    logger.info("END_CALL for session %s failed: %s", self.id, exc)
+            with anyio.CancelScope(shield=True):
+                await room.disconnect()
+        if sent_end_call:
+            self.ended_with = "end_call"
+            if await self._wait_terminal(self.provider.end_grace):
+                return
+            logger.warning(
+                "session %s did not end within %.1fs of END_CALL; cancelling it",
+                self.id,
+                self.provider.end_grace,
+            )
+        elif room is not None:
+            # The room closed by itself (the user hung up, or the session hit its limit):
+            # give Runway a moment to record the end before deciding to cancel.
+            if await self._wait_terminal(min(1.0, self.provider.end_grace)):
+                self.ended_with = "none"
+                return
+        if await self._known_terminal(refresh=True):
+            self.ended_with = self.ended_with or "none"
+            return
+        try:
+            await self.client.delete_realtime_session(self.id)
+        except RunwayNotFound:
+            pass
+        self.ended_with = "delete"
+        logger.info("cancelled session %s (%s)", self.id, reason)
+
+    # ------------------------------------------------------------------ result
+    async def result(self) -> ProviderOutcome:
+        try:
+            return await self._result()
+        finally:
+            if not self._released:
+                self._released = True
+                await self.provider._release_client(self.client)
+
+    async def _result(self) -> ProviderOutcome:
+        await self._wait_terminal(self.provider.result_wait)
+        status = self.status
+        outcome = ProviderOutcome()
+        if status is not None:
+            outcome = ProviderOutcome(
+                outcome=_OUTCOMES.get(status.status),
+                duration_s=status.duration,
+                failure=status.failure,
+                failure_code=status.failure_code,
+                extra={"runway_status": status.status, "ended_with": self.ended_with},
+            )
+        conversation = await self._conversation()
+        if conversation is None:
+            return outcome
+        transcript = [
+            TranscriptTurn(
+                role=turn.role if turn.role in ("user", "assistant") else "system",  # type: ignore[arg-type]
+                text=turn.content,
+                timestamp=turn.timestamp,
+                tool_calls=turn.tool_calls,
+                tool_results=turn.tool_results,
+            )
+            for turn in conversation.transcript
+        ]
+        return outcome.model_copy(
+            update={
+                "transcript": transcript,
+                "recording_url": conversation.recording_url,
+                "duration_s": outcome.duration_s
+                if outcome.duration_s is not None
+                else conversation.duration,
+                "failure": outcome.failure or conversation.failure,
+                "failure_code": outcome.failure_code or conversation.failure_code,
+                "extra": {**outcome.extra, "conversation_status": conversation.status},
+            }
+        )
+
+    async def _conversation(self) -> AvatarConversation | None:
+        conversation: AvatarConversation | None = None
+        delay = 0.05
+        with anyio.move_on_after(self.provider.result_wait):
+            while True:
+                try:
+                    conversation = await self.client.retrieve_avatar_conversation(self.id)
+                except RunwayNotFound:
+                    return None  # never started (cancelled while provisioning)
+                except RunwayError as exc:
+                    logger.warning("could not read conversation %s: %s", self.id, exc.message)
+                    return None
+                if conversation.status != "in_progress":
+                    return conversation
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        return conversation

@@ -1,0 +1,200 @@
+"""The emulator's conversation scripts and per-session plans: plain data.
+
+A script is a list of steps the emulated avatar worker plays once the call starts::
+
+    SCRIPT = [
+        {"say": "Hi! What is your order number?"},                   # the avatar speaks
+        {"say": "A1001", "role": "user"},                            # the user speaks
+        {"tool": "lookup_order", "args": {"order_id": "A1001"}},     # a backend_rpc call
+        {"client_event": "show_order", "args": {"order_id": "A1001"}},
+        {"say": "It ships tomorrow."},
+        {"hangup": True},                                            # the user hangs up
+    ]
+
+=======================================================  =======================================
+step                                                     what the worker does
+=======================================================  =======================================
+``{"say": text, "role": "assistant", "chunks": 3}``      ``transcription`` deltas of the next
+                                                         turn of ``role``; one transcript turn
+``{"tool": name, "args": {...}}``                        calls the backend's RPC method ``name``
+                                                         with ``{"args": ...}`` and waits up to
+                                                         the tool's ``timeoutSeconds``; the
+                                                         call and its result go in the
+                                                         transcript. ``"bare": true`` sends the
+                                                         arguments unwrapped, ``"payload": s``
+                                                         sends ``s`` verbatim, ``"caller": i``
+                                                         calls as identity ``i``
+``{"client_event": name, "args": {...}}``                a ``client_event`` data message (then
+                                                         its acknowledgement, unless
+                                                         ``"ack": false``)
+``{"data": {...} | "text"}``                             any data message, verbatim
+``{"wait": seconds}``                                    pause
+``{"hangup": true}``                                     the user ends the call (COMPLETED)
+``{"fail": message, "code": "..."}``                     the session fails (FAILED)
+=======================================================  =======================================
+
+After the last step the avatar stays in the call until it is ended (``END_CALL``,
+``DELETE``, or its duration limit). A script file is JSON: either a list of steps, or
+``{"steps": [...], "plan": {...}}`` with a :class:`SessionPlan`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "Say",
+    "CallTool",
+    "SendClientEvent",
+    "SendData",
+    "Wait",
+    "Hangup",
+    "Fail",
+    "Step",
+    "SessionPlan",
+    "parse_script",
+    "load_script",
+    "DEFAULT_SCRIPT",
+]
+
+
+class _Step(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Say(_Step):
+    say: str
+    role: Literal["user", "assistant"] = "assistant"
+    chunks: int = Field(default=3, ge=1)
+
+
+class CallTool(_Step):
+    tool: str
+    args: Any = Field(default_factory=dict)
+    id: str | None = None
+    bare: bool = False
+    payload: str | None = None
+    caller: str | None = None
+
+
+class SendClientEvent(_Step):
+    client_event: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    ack: bool = True
+
+
+class SendData(_Step):
+    data: Any
+    topic: str | None = None
+
+
+class Wait(_Step):
+    wait: float = Field(ge=0)
+
+
+class Hangup(_Step):
+    hangup: bool = True
+
+
+class Fail(_Step):
+    fail: str
+    code: str = "INTERNAL_ERROR"
+
+
+Step: TypeAlias = Say | CallTool | SendClientEvent | SendData | Wait | Hangup | Fail
+_KEYS: dict[str, type[_Step]] = {
+    "say": Say,
+    "tool": CallTool,
+    "client_event": SendClientEvent,
+    "data": SendData,
+    "wait": Wait,
+    "hangup": Hangup,
+    "fail": Fail,
+}
+
+
+class SessionPlan(BaseModel):
+    """How the emulator plays one session (timings in seconds).
+
+    Attributes:
+        queued: how long the session waits ``NOT_READY`` with ``queued: true``.
+        provisioning: how long it then stays ``NOT_READY`` (not queued).
+        ready_without_key: answer ``READY`` without a ``sessionKey`` (a broken server).
+        fail_code: end the session ``FAILED`` with this ``failureCode``...
+        fail_at: ...when provisioning ends (``"provisioning"``) or ``fail_after`` seconds
+            after becoming ``READY`` (``"ready"``).
+        failure: the human-readable ``failure`` for ``fail_code``.
+        fail_after: see ``fail_at``.
+        practical_limit: a running session ends ``COMPLETED`` after this long, whatever its
+            ``maxDuration`` (Runway cuts sessions near 300 s).
+        finalize_delay: how long the conversation stays ``in_progress`` after the end.
+        start_on: when the worker starts the script: when a backend joined (``"backend"``)
+            or anyone joined (``"join"``); default: ``"backend"`` if the session has
+            ``backend_rpc`` tools, else ``"join"``.
+        step_delay: pause between script steps.
+        script: this session's script, instead of the emulator's.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    queued: float = Field(default=0.0, ge=0)
+    provisioning: float = Field(default=0.05, ge=0)
+    ready_without_key: bool = False
+    fail_code: str | None = None
+    fail_at: Literal["provisioning", "ready"] = "provisioning"
+    failure: str = "The session could not be started"
+    fail_after: float = Field(default=0.0, ge=0)
+    practical_limit: float = Field(default=300.0, gt=0)
+    finalize_delay: float = Field(default=0.05, ge=0)
+    start_on: Literal["backend", "join"] | None = None
+    step_delay: float = Field(default=0.0, ge=0)
+    script: list[Step] | None = None
+
+
+def parse_script(steps: Iterable[Step | Mapping[str, Any]]) -> list[Step]:
+    """Steps from dicts (or step models); an unknown step raises ``ValueError``."""
+    parsed: list[Step] = []
+    for i, step in enumerate(steps):
+        if isinstance(step, _Step):
+            parsed.append(step)
+            continue
+        if not isinstance(step, Mapping):
+            raise ValueError(f"script step {i} must be an object, got {step!r}")
+        kinds = [k for k in step if k in _KEYS]
+        if len(kinds) != 1:
+            raise ValueError(
+                f"script step {i} ({dict(step)!r}) must have exactly one of: {', '.join(_KEYS)}"
+            )
+        parsed.append(_KEYS[kinds[0]].model_validate(dict(step)))  # type: ignore[arg-type]
+    return parsed
+
+
+def load_script(source: str | Path | Iterable[Any] | Mapping[str, Any]) -> tuple[
+    list[Step], SessionPlan | None
+]:
+    """A script (and optional plan) from a JSON file path, a list of steps, or
+    ``{"steps": [...], "plan": {...}}``."""
+    data: Any = source
+    if isinstance(source, str | Path):
+        data = json.loads(Path(source).read_text())
+    if isinstance(data, Mapping):
+        plan = data.get("plan")
+        return parse_script(data.get("steps") or ()), (
+            SessionPlan.model_validate(plan) if plan is not None else None
+        )
+    return parse_script(data), None
+
+
+#: What the emulator plays when no script is given: a short greeting, no tools.
+DEFAULT_SCRIPT: list[Step] = parse_script(
+    [
+        {"say": "Hi! I'm a masquerade emulated avatar. How can I help?"},
+        {"say": "Just testing the connection.", "role": "user"},
+        {"say": "Everything works. Talk to you soon!"},
+    ]
+)

@@ -1,0 +1,421 @@
+"""Run a graph from a Python file and watch it live (offline against emulators without keys).
+
+::
+
+    $ masquerade run my_graph.py                       # the one Graph defined in the file
+    $ masquerade run my_graph.py:graph --state '{"customer": "Ada"}'
+    $ masquerade run my_graph.py:build_graph --state @state.json --json
+
+``FILE:NAME`` names a module-level :class:`~masquerade.Graph`, or a function that takes
+no arguments and returns one. Without ``NAME`` the file must define exactly one graph.
+``--state`` is the initial state as JSON (``@path`` reads a file); without it the state
+model's defaults are used. A file that implements masquerade hooks (say
+``masquerade_register_tools``) is registered as a plugin of the run's host.
+
+**Offline.** For each provider the graph's AvatarNodes use whose API key is not set
+(``RUNWAYML_API_SECRET``, ``OPENAI_API_KEY``), the provider's emulator (entry point
+group ``masquerade.emulators``) is started in-process and the provider pointed at it; one
+line says so. ``--offline`` does this even when a key is set; ``--online`` never does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import secrets
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import anyio
+
+from .._console import ConsoleView, JsonView
+from .._graph_core import Graph
+from .._graph_events import GraphEnded
+from .._redact import register_secret
+from ..errors import ConfigurationError, MasqueradeError, NodeError, PluginError
+
+__all__ = [
+    "OFFLINE_PROVIDERS",
+    "Emulated",
+    "add_arguments",
+    "implements_hooks",
+    "load_graph",
+    "offline_providers",
+    "parse_state",
+    "run",
+    "run_graph",
+]
+
+
+@dataclass(frozen=True)
+class OfflineProvider:
+    """How to point a provider at its emulator: the environment it reads its key and base
+    URL from."""
+
+    key_env: str
+    base_url_env: str
+
+
+#: Providers ``run`` and ``demo`` know how to run offline.
+OFFLINE_PROVIDERS: dict[str, OfflineProvider] = {
+    "runway": OfflineProvider("RUNWAYML_API_SECRET", "RUNWAYML_BASE_URL"),
+    "openai": OfflineProvider("OPENAI_API_KEY", "OPENAI_BASE_URL"),
+}
+
+
+@dataclass(frozen=True)
+class Emulated:
+    """One provider running against its in-process emulator."""
+
+    provider: str
+    base_url: str
+    reason: str
+
+    def describe(self) -> str:
+        return f"{self.provider}: {self.reason}: running its emulator in-process at {self.base_url}"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", metavar="FILE[:GRAPH]", help="a Python file defining a Graph")
+    parser.add_argument(
+        "--state", default=None, help="the initial state as JSON, or @FILE to read it from a file"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object per event")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--offline", action="store_true", help="use the providers' emulators even with a key"
+    )
+    mode.add_argument("--online", action="store_true", help="never start an emulator")
+    parser.add_argument(
+        "--script", default=None, help="a conversation script file for the emulators to play"
+    )
+    parser.add_argument(
+        "--max-steps", type=int, default=100, help="stop a run after this many steps (100)"
+    )
+
+
+# ---------------------------------------------------------------------- loading a graph
+def _split_target(target: str) -> tuple[Path, str | None]:
+    path, sep, name = target.rpartition(":")
+    if sep and name.isidentifier() and path and not Path(target).exists():
+        return Path(path), name
+    return Path(target), None
+
+
+@contextmanager
+def _importable_from(directory: Path) -> Iterator[None]:
+    # Like `python FILE`: the file's own directory comes first on sys.path, so the
+    # graph file can import its siblings.
+    entry = str(directory)
+    sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        try:
+            sys.path.remove(entry)
+        except ValueError:
+            pass
+
+
+def load_graph(target: str) -> tuple[Graph[Any], str, ModuleType]:
+    """Import ``FILE[:NAME]``; return its graph, a label (``file.py:name``) and the module."""
+    path, name = _split_target(target)
+    if not path.is_file():
+        raise ConfigurationError(
+            f"{path} does not exist" if not path.exists() else f"{path} is not a file",
+            hint="pass the path of a Python file that defines a masquerade Graph",
+        )
+    module_name = f"_masquerade_run_{path.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigurationError(f"{path} cannot be imported", hint="pass a .py file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        with _importable_from(path.resolve().parent):
+            spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(module_name, None)
+        detail = exc.message if isinstance(exc, MasqueradeError) else str(exc)
+        raise ConfigurationError(
+            f"importing {path} failed: {type(exc).__name__}: {detail}",
+            hint=exc.hint
+            if isinstance(exc, MasqueradeError) and exc.hint
+            else f"run `python {path}` to see the full traceback",
+        ) from exc
+
+    if name is not None:
+        if not hasattr(module, name):
+            graphs = _graphs_in(module)
+            have = ", ".join(graphs) or "none"
+            raise ConfigurationError(
+                f"{path} has no {name!r} (graphs defined there: {have})",
+                hint=f"pass {path}:NAME with the name of a module-level Graph",
+            )
+        found = getattr(module, name)
+        if not isinstance(found, Graph) and callable(found):
+            try:
+                found = found()
+            except TypeError as exc:
+                raise ConfigurationError(
+                    f"{path}:{name} is a function that could not be called without "
+                    f"arguments: {exc}",
+                    hint="name a Graph, or a function without arguments that returns one",
+                ) from exc
+        if not isinstance(found, Graph):
+            raise ConfigurationError(
+                f"{path}:{name} is a {type(found).__name__}, not a masquerade Graph",
+                hint="name a Graph, or a function without arguments that returns one",
+            )
+        return found, f"{path.name}:{name}", module
+
+    graphs = _graphs_in(module)
+    if not graphs:
+        raise ConfigurationError(
+            f"{path} defines no masquerade Graph at module level",
+            hint=f"define `graph = Graph(State)` in it, or pass {path}:NAME to name a function "
+            "that returns one",
+        )
+    if len(graphs) > 1:
+        raise ConfigurationError(
+            f"{path} defines several graphs ({', '.join(graphs)})",
+            hint=f"pick one: masquerade run {path}:{next(iter(graphs))}",
+        )
+    (found_name, found_graph), = graphs.items()
+    return found_graph, f"{path.name}:{found_name}", module
+
+
+def _graphs_in(module: Any) -> dict[str, Graph[Any]]:
+    return {
+        key: value
+        for key, value in vars(module).items()
+        if isinstance(value, Graph) and not key.startswith("_")
+    }
+
+
+def parse_state(raw: str | None) -> dict[str, Any] | None:
+    """``--state``: JSON text, or ``@path`` to a JSON file."""
+    if raw is None:
+        return None
+    source = "--state"
+    if raw.startswith("@"):
+        path = Path(raw[1:])
+        try:
+            raw = path.read_text()
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot read the state file {path}: {exc.strerror}",
+                hint="pass --state @PATH with an existing JSON file",
+            ) from None
+        source = str(path)
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"{source} is not valid JSON: {exc}",
+            hint="""pass a JSON object, e.g. --state '{"customer": "Ada"}'""",
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigurationError(
+            f"{source} must be a JSON object, got {type(data).__name__}",
+            hint="""pass a JSON object, e.g. --state '{"customer": "Ada"}'""",
+        )
+    return data
+
+
+# ---------------------------------------------------------------------- offline mode
+def _load_emulator(provider: str) -> Callable[..., Any] | None:
+    from importlib import metadata
+
+    for ep in metadata.entry_points(group="masquerade.emulators"):
+        if ep.name == provider:
+            try:
+                return ep.load()  # type: ignore[no-any-return]
+            except Exception as exc:
+                raise PluginError(f"the {provider} emulator failed to load: {exc}") from exc
+    return None
+
+
+@asynccontextmanager
+async def offline_providers(
+    providers: set[str],
+    *,
+    force: bool = False,
+    never: bool = False,
+    script: str | None = None,
+    environ: dict[str, str] | None = None,
+) -> AsyncIterator[list[Emulated]]:
+    """Start the emulator of every provider in ``providers`` that has no API key set (or
+    of all of them with ``force``), point the provider at it through its environment
+    variables for the duration of the block, and yield what was emulated."""
+    env = os.environ if environ is None else environ
+    emulated: list[Emulated] = []
+    if never:
+        yield emulated
+        return
+    saved: dict[str, str | None] = {}
+    failure: Exception | None = None
+    try:
+        async with anyio.create_task_group() as tg:
+            for provider in sorted(providers):
+                known = OFFLINE_PROVIDERS.get(provider)
+                if known is None:
+                    continue
+                if env.get(known.key_env) and not force:
+                    continue
+                serve = _load_emulator(provider)
+                if serve is None:
+                    if force:
+                        raise ConfigurationError(
+                            f"--offline needs the {provider} emulator, which is not installed",
+                            hint=f"install masquerade-{provider}",
+                        )
+                    continue  # the provider will say that its key is missing
+                reason = "--offline" if force else f"{known.key_env} is not set"
+                api_key = f"emu_{secrets.token_hex(24)}"
+                register_secret(api_key)
+                base_url = await _start_emulator(tg, provider, serve, api_key, script)
+                for key, value in ((known.key_env, api_key), (known.base_url_env, base_url)):
+                    saved.setdefault(key, env.get(key))
+                    env[key] = value
+                emulated.append(Emulated(provider, base_url, reason))
+            try:
+                yield emulated
+            except Exception as exc:
+                # Re-raised outside the task group, which would wrap it in a group.
+                failure = exc
+            finally:
+                tg.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                env.pop(key, None)
+            else:
+                env[key] = value
+
+
+async def _start_emulator(
+    tg: Any, provider: str, serve: Callable[..., Any], api_key: str, script: str | None
+) -> str:
+    import inspect
+
+    listening = anyio.Event()
+    urls: list[str] = []
+
+    def ready(base_url: str) -> None:
+        urls.append(base_url)
+        listening.set()
+
+    kwargs: dict[str, Any] = {"host": "127.0.0.1", "port": 0, "api_key": api_key, "ready": ready}
+    if script is not None:
+        try:
+            accepts = "script" in inspect.signature(serve).parameters
+        except (TypeError, ValueError):
+            accepts = False
+        if not accepts:
+            raise ConfigurationError(
+                f"the {provider} emulator does not take a --script", hint="leave out --script"
+            )
+        kwargs["script"] = script
+    tg.start_soon(lambda: serve(**kwargs), name=f"{provider} emulator")
+    with anyio.fail_after(20):
+        await listening.wait()
+    return urls[0]
+
+
+# ---------------------------------------------------------------------- running
+async def run_graph(
+    graph: Graph[Any],
+    state: Any,
+    *,
+    view: ConsoleView | JsonView,
+    max_steps: int = 100,
+    host: Any = None,
+) -> Any:
+    """Run ``graph`` showing every event on ``view``; return the final state.
+
+    Errors are shown on the view (a ``graph.error`` object in JSON) and re-raised.
+    """
+    from ..host import Host
+
+    host = Host() if host is None else host
+    final: Any = None
+    failure: MasqueradeError | None = None
+    async with anyio.create_task_group() as tg:
+        if isinstance(view, ConsoleView):
+            tg.start_soon(view.animate)
+        try:
+            async with host, graph.stream(state, host=host, max_steps=max_steps) as events:
+                async for event in events:
+                    view.graph_event(event)
+                    if isinstance(event, GraphEnded):
+                        final = event.state
+        except MasqueradeError as exc:
+            # Re-raised below, outside the task group (which would wrap it in a group).
+            failure = exc
+        finally:
+            tg.cancel_scope.cancel()
+    if failure is not None:
+        if isinstance(view, JsonView):
+            view.emit(
+                {
+                    "type": "graph.error",
+                    "error": type(failure).__name__,
+                    "message": failure.message,
+                    "hint": failure.hint,
+                    "node": failure.node if isinstance(failure, NodeError) else None,
+                }
+            )
+        raise failure
+    return final
+
+
+def implements_hooks(module: ModuleType) -> bool:
+    """Whether a graph file implements masquerade hooks (then it is registered as a
+    plugin of the run's host, e.g. to offer tools or a provider of its own)."""
+    return any(
+        name.startswith("masquerade_") and hasattr(value, "masquerade_impl")
+        for name, value in vars(module).items()
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    graph, label, module = load_graph(args.target)
+    state = parse_state(args.state)
+    graph.validate()
+    # Check the initial state before starting emulators: a typo fails in milliseconds.
+    graph.schema.coerce(state)
+    return anyio.run(_run, graph, label, module, state, args)
+
+
+async def _run(
+    graph: Graph[Any], label: str, module: ModuleType, state: Any, args: argparse.Namespace
+) -> int:
+    from ..host import Host
+
+    view: ConsoleView | JsonView = JsonView() if args.json else ConsoleView()
+    async with offline_providers(
+        graph.providers, force=args.offline, never=args.online, script=args.script
+    ) as emulated:
+        for item in emulated:
+            if isinstance(view, JsonView):
+                view.emit({"type": "emulator", "provider": item.provider,
+                           "base_url": item.base_url, "reason": item.reason})
+            else:
+                view.line(item.describe())
+        if isinstance(view, ConsoleView):
+            view.line(f"running {label} ({', '.join(graph.nodes)})")
+        # Created after the emulators started: providers read their key and base URL
+        # from the environment the emulators set.
+        host = Host(plugins=[module] if implements_hooks(module) else [])
+        final = await run_graph(graph, state, view=view, max_steps=args.max_steps, host=host)
+    return 0 if final is not None else 1

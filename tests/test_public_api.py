@@ -1,0 +1,33 @@
+"""The curated public surface: ``masquerade.__all__`` is deliberate, not accidental."""
+
+from __future__ import annotations
+
+import masquerade
+
+EXPECTED = {
+    "__version__", "Host", "PluginInfo", "hookimpl", "Session", "SessionRequest",
+    "SessionResult", "ToolCallRecord", "EventStream", "Poller", "Event", "JoinCredentials",
+    "parse_event", "Provider", "ProviderSession", "ProvisioningStatus", "ProviderOutcome",
+    "TranscriptTurn", "tool", "Tool", "ToolContext", "redact", "register_secret",
+    "MasqueradeError", "ConfigurationError", "PluginError", "HookError", "ProviderNotFound",
+    "ProviderError", "SessionError", "SessionFailed", "SessionClosed", "ProvisioningTimeout",
+    "EventParseError", "ToolError", "ToolDefinitionError", "ToolNotFound", "ToolArgumentsError",
+    "ToolTimeout", "ToolExecutionError", "GraphError", "GraphValidationError", "NodeError",
+}
+
+
+def test_all_is_exactly_the_curated_surface() -> None:
+    assert set(masquerade.__all__) >= EXPECTED
+    extra = set(masquerade.__all__) - EXPECTED
+    # New public names must be added to EXPECTED on purpose (graph names join later).
+    assert extra <= {"Graph", "AvatarNode", "START", "END", "GraphEvent", "NodeStarted",
+                     "NodeFinished", "SessionEventInGraph", "ToolResult", "ToolCall"}, extra
+
+
+def test_every_exported_name_exists_and_errors_share_a_root() -> None:
+    for name in masquerade.__all__:
+        assert hasattr(masquerade, name), name
+    for name in masquerade.__all__:
+        obj = getattr(masquerade, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, masquerade.MasqueradeError), name
