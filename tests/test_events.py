@@ -22,9 +22,21 @@ from masquerade.events import (
 
 def test_every_design_event_type_exists() -> None:
     assert set(EVENT_TYPES) == {
-        "status", "ready", "transcript.delta", "transcript.done", "speech.started",
-        "speech.stopped", "audio.delta", "response.started", "response.done", "tool.call",
-        "tool.result", "client_event", "error", "ended", "provider",
+        "status",
+        "ready",
+        "transcript.delta",
+        "transcript.done",
+        "speech.started",
+        "speech.stopped",
+        "audio.delta",
+        "response.started",
+        "response.done",
+        "tool.call",
+        "tool.result",
+        "client_event",
+        "error",
+        "ended",
+        "provider",
     }
 
 

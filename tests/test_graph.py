@@ -122,7 +122,7 @@ async def test_conditional_edges_with_mapping_loop_until_done(host: Host) -> Non
 
 async def test_router_with_literal_annotation_async_router_and_end(host: Host) -> None:
     async def route(state: State) -> Literal["yes", "__end__"]:
-        return "yes" if state.answer == "go" else END
+        return "yes" if state.answer == "go" else "__end__"  # END's value
 
     graph = Graph(State).add_node("start", visit("start")).add_node("yes", visit("yes"))
     graph.add_edge(START, "start").add_conditional_edges("start", route)
@@ -306,7 +306,9 @@ async def test_node_that_raises_stops_the_run_with_its_name(host: Host) -> None:
     graph = Graph(State).add_node(explode).add_node(after)
     graph.add_edge(START, "explode").add_edge("explode", "after")
 
-    with pytest.raises(NodeError, match=r"node 'explode' failed: ValueError: inventory is down") as info:
+    with pytest.raises(
+        NodeError, match=r"node 'explode' failed: ValueError: inventory is down"
+    ) as info:
         await graph.run(host=host)
     assert info.value.node == "explode"
     assert isinstance(info.value.__cause__, ValueError)
@@ -407,7 +409,9 @@ def test_run_validates_before_anything_runs() -> None:
 
 def test_mermaid_shows_every_edge() -> None:
     graph = Graph(State).add_node("a", visit("a")).add_node("b", visit("b"))
-    graph.add_edge(START, "a").add_conditional_edges("a", lambda s: "b", {"again": "b", "stop": END})
+    graph.add_edge(START, "a").add_conditional_edges(
+        "a", lambda s: "b", {"again": "b", "stop": END}
+    )
     text = graph.mermaid()
     assert "__start__([START]) --> a" in text
     assert "a -. again .-> b" in text
@@ -419,7 +423,8 @@ async def test_stream_yields_node_events_then_the_final_state(host: Host) -> Non
     graph = Graph(State).add_node("a", visit("a")).add_node("b", visit("b", answer="done"))
     graph.add_edge(START, "a").add_edge("a", "b")
 
-    seen = [event async for event in graph.stream(host=host)]
+    async with graph.stream(host=host) as events:
+        seen = [event async for event in events]
 
     assert [(e.type, getattr(e, "node", None)) for e in seen] == [
         ("node.started", "a"),
@@ -433,8 +438,34 @@ async def test_stream_yields_node_events_then_the_final_state(host: Host) -> Non
     assert finished.update == {"path": ["b"], "answer": "done"}
     ended = seen[-1]
     assert isinstance(ended, GraphEnded)
-    assert ended.state.path == ["a", "b"] and ended.steps == 2
+    assert ended.state.path == ["a", "b"]
+    assert ended.steps == 2
     assert ended.as_json()["state"]["answer"] == "done"
+
+
+async def test_run_on_event_sees_what_stream_yields(host: Host) -> None:
+    graph = Graph(State).add_node("a", visit("a")).add_node("b", visit("b"))
+    graph.add_edge(START, "a").add_edge("a", "b")
+    sync_seen: list[str] = []
+    async_seen: list[str] = []
+
+    async def record(event: Any) -> None:
+        async_seen.append(event.type)
+
+    final = await graph.run(host=host, on_event=lambda event: sync_seen.append(event.type))
+    await graph.run(host=host, on_event=record)
+
+    assert final.path == ["a", "b"]
+    assert sync_seen == async_seen
+    assert sync_seen == ["node.started", "node.finished"] * 2 + ["graph.ended"]
+
+
+async def test_iterating_the_stream_without_its_block_is_refused(host: Host) -> None:
+    graph = Graph(State).add_node("a", visit("a")).add_edge(START, "a")
+    with pytest.raises(GraphError, match=r"must be used as a block") as info:
+        async for _ in graph.stream(host=host):
+            pass
+    assert "async with graph.stream(state) as events" in info.value.hint
 
 
 async def test_leaving_the_stream_early_cancels_the_run(host: Host) -> None:
@@ -456,20 +487,34 @@ async def test_leaving_the_stream_early_cancels_the_run(host: Host) -> None:
     assert events.state is None
 
 
+async def test_sync_nodes_see_the_run_context_in_their_thread(host: Host) -> None:
+    def where(state: State) -> dict[str, Any]:
+        context = current_run()
+        return {"answer": f"{context.node}@{context.step}" if context else "outside"}
+
+    graph = Graph(State).add_node("first", visit("first")).add_node(where)
+    graph.add_edge(START, "first").add_edge("first", "where")
+
+    assert (await graph.run(host=host)).answer == "where@2"
+    assert current_run() is None  # nothing leaks out of the run
+
+
 async def test_run_without_a_host_enters_one(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MASQUERADE_PLUGINS", "none-at-all")  # no entry-point plugins
     hosts: list[Host] = []
 
     async def record(state: State) -> None:
         context = current_run()
-        assert context is not None and context.node == "record"
+        assert context is not None
+        assert context.node == "record"
         assert context.host.running
         hosts.append(context.host)
 
     graph = Graph(State).add_node(record).add_edge(START, "record")
     await graph.run()
 
-    assert len(hosts) == 1 and not hosts[0].running  # exited after the run
+    assert len(hosts) == 1
+    assert not hosts[0].running  # exited after the run
 
 
 async def test_error_message_reads_well_in_full(host: Host) -> None:

@@ -75,10 +75,9 @@ async def test_avatar_node_runs_a_session_and_writes_its_result(make_host: Any) 
     async with make_host(provider) as host:
         final = await concierge_graph(node).run(State(customer="Grace"), host=host)
 
-    assert final.call is not None and final.call.outcome == "completed"
-    assert [c.output for c in final.call.tool_calls] == [
-        {"order_id": "A1001", "status": "shipped"}
-    ]
+    assert final.call is not None
+    assert final.call.outcome == "completed"
+    assert [c.output for c in final.call.tool_calls] == [{"order_id": "A1001", "status": "shipped"}]
     assert final.call.transcript[-1].text == "It ships tomorrow."
     assert final.summary == "completed: 1 tool call(s)"
     request = provider.sessions[0].request
@@ -96,7 +95,7 @@ async def test_async_on_ready_gets_the_secret_credentials_once(make_host: Any) -
     keys: list[str] = []
 
     async def on_ready(credentials: JoinCredentials) -> None:
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         keys.append(credentials.reveal()["sessionKey"])
 
     node = AvatarNode("scripted", tools=[lookup_order], on_ready=on_ready, output_key="call")
@@ -104,26 +103,30 @@ async def test_async_on_ready_gets_the_secret_credentials_once(make_host: Any) -
         final = await concierge_graph(node).run(host=host)
 
     assert keys == ["scripted-session-key-scripted-1"]
-    assert final.call is not None and final.call.ok
+    assert final.call is not None
+    assert final.call.ok
 
 
 async def test_stream_wraps_session_events_with_the_node_name(make_host: Any) -> None:
     provider = ScriptedProvider(SCRIPT)
     node = AvatarNode("scripted", tools=[lookup_order], output_key="call")
-    async with make_host(provider) as host:
-        events = [e async for e in concierge_graph(node).stream(host=host)]
+    host = make_host(provider)
+    async with host, concierge_graph(node).stream(host=host) as stream:
+        events = [e async for e in stream]
 
     session_events = [e for e in events if isinstance(e, NodeEvent)]
     assert {e.node for e in session_events} == {"concierge"}
     kinds = [e.event.type for e in session_events]
-    assert kinds[0] == "status" and kinds[-1] == "ended"
+    assert kinds[0] == "status"
+    assert kinds[-1] == "ended"
     assert kinds.index("ready") < kinds.index("tool.call") < kinds.index("tool.result")
     done = [e.event.__dict__["text"] for e in session_events if e.event.type == "transcript.done"]
     assert done == ["Hello, what is your order number?", "A1001", "It ships tomorrow."]
     # node.started comes before the session's events, node.finished after them.
     types = [e.type for e in events]
     first, last = types.index("node.event"), len(types) - 1 - types[::-1].index("node.event")
-    assert types[first - 1] == "node.started" and types[last + 1] == "node.finished"
+    assert types[first - 1] == "node.started"
+    assert types[last + 1] == "node.finished"
     assert isinstance(events[-1], GraphEnded)
     # The JSON form masks the session key and names the node.
     ready = next(e for e in session_events if e.event.type == "ready").as_json()
@@ -137,11 +140,10 @@ async def test_cancelling_the_graph_runs_the_cancel_path_once(make_host: Any) ->
     graph = concierge_graph(node)
     async with make_host(provider) as host:
         with anyio.fail_after(5):
-            async with anyio.create_task_group() as tg:
-                async with graph.stream(host=host) as events:
-                    async for event in events:
-                        if isinstance(event, NodeEvent) and event.event.type == "transcript.done":
-                            tg.cancel_scope.cancel()  # cancel from the outside, mid-call
+            async with anyio.create_task_group() as tg, graph.stream(host=host) as events:
+                async for event in events:
+                    if isinstance(event, NodeEvent) and event.event.type == "transcript.done":
+                        tg.cancel_scope.cancel()  # cancel from the outside, mid-call
     assert len(provider.sessions) == 1
     assert provider.sessions[0].ended == ["cancelled"]
     assert events.state is None
@@ -151,15 +153,17 @@ async def test_a_failing_branch_ends_the_running_session_through_its_cancel_path
     make_host: Any,
 ) -> None:
     provider = ScriptedProvider([{"say": "Hello"}], hold_open=True)
+    ready = anyio.Event()
 
     async def fails_once_the_call_runs(state: State) -> None:
         with anyio.fail_after(5):
-            while not (provider.sessions and provider.sessions[0].connected):
-                await anyio.sleep(0.01)
+            await ready.wait()
         raise RuntimeError("the CRM is down")
 
     graph = Graph(State)
-    graph.add_node("concierge", AvatarNode("scripted", output_key="call"))
+    graph.add_node(
+        "concierge", AvatarNode("scripted", output_key="call", on_ready=lambda _: ready.set())
+    )
     graph.add_node("crm", fails_once_the_call_runs)
     graph.add_edge(START, "concierge").add_edge(START, "crm")
     async with make_host(provider) as host:
@@ -198,11 +202,14 @@ async def test_unknown_provider_fails_before_anything_runs(make_host: Any) -> No
     graph.add_node("concierge", AvatarNode("runwai", output_key="call"))
     graph.add_edge(START, "first").add_edge("first", "concierge")
     async with make_host(provider) as host:
-        with pytest.raises(NodeError, match=r"'concierge' failed: ProviderNotFound.*'runwai'") as info:
+        with pytest.raises(
+            NodeError, match=r"'concierge' failed: ProviderNotFound.*'runwai'"
+        ) as info:
             await graph.run(host=host)
 
     assert "pip install masquerade-runwai" in info.value.hint
-    assert ran == [] and provider.sessions == []
+    assert ran == []
+    assert provider.sessions == []
 
 
 async def test_failed_session_lands_in_the_state_for_routing(make_host: Any) -> None:
@@ -264,6 +271,100 @@ async def test_cancelled_host_exits_cleanly(make_host: Any) -> None:
     async with host:
         first = await concierge_graph(node).run(host=host)
         second = await concierge_graph(node).run(host=host)
-    assert first.call and second.call
+    assert first.call
+    assert second.call
     assert first.call.session_id != second.call.session_id
     assert not host.running
+
+
+# ---------------------------------------------------------------- over the Runway emulator
+# The same node against the Runway plugin and its loopback emulator: real HTTP, a real
+# websocket room, backend tools over RPC, the final transcript from the REST API.
+@pytest.fixture
+def runway() -> Any:
+    """The Runway emulator module (skips when the Runway plugin is not installed)."""
+    return pytest.importorskip("masquerade_runway.emulator")
+
+
+RUNWAY_SCRIPT: list[dict[str, Any]] = [
+    {"say": "Hello, what is your order number?"},
+    {"say": "A1001", "role": "user"},
+    {"tool": "lookup_order", "args": {"order_id": "A1001"}},
+    {"say": "It ships tomorrow."},
+    {"hangup": True},
+]
+
+
+def runway_end_calls(emulator: Any, session_id: str) -> int:
+    return sum(
+        1
+        for _, message in emulator.session(session_id)["data"]
+        if isinstance(message, dict) and message.get("type") == "END_CALL"
+    )
+
+
+async def test_avatar_node_over_the_runway_emulator(make_host: Any, runway: Any) -> None:
+    ready: list[JoinCredentials] = []
+    async with runway.RunwayEmulator(
+        script=RUNWAY_SCRIPT, plan={"queued": 0.1, "provisioning": 0.05}
+    ) as emulator:
+        node = AvatarNode(
+            "runway",
+            avatar="human-resource",
+            tools=[lookup_order],
+            personality=lambda state: f"You help {state.customer}.",
+            on_ready=ready.append,
+            output_key="call",
+        )
+        host = make_host(emulator.provider())
+        async with host, concierge_graph(node).stream(State(customer="Ada"), host=host) as stream:
+            events = [e async for e in stream]
+
+        (session_id,) = emulator.session_ids
+        body = emulator.session(session_id)["body"]
+
+    final = events[-1]
+    assert isinstance(final, GraphEnded)
+    call = final.state.call
+    assert call.outcome == "completed"
+    assert call.provider_session_id == session_id
+    assert [(c.name, c.output) for c in call.tool_calls] == [
+        ("lookup_order", {"order_id": "A1001", "status": "shipped"})
+    ]
+    assert final.state.summary == "completed: 1 tool call(s)"
+    assert body["personality"] == "You help Ada."
+    assert body["avatar"] == {"type": "runway-preset", "presetId": "human-resource"}
+    assert [c.public["sessionId"] for c in ready] == [session_id]
+    spoken = [
+        e.event.__dict__["text"]
+        for e in events
+        if isinstance(e, NodeEvent) and e.event.type == "transcript.done"
+    ]
+    assert spoken == ["Hello, what is your order number?", "A1001", "It ships tomorrow."]
+    statuses = [
+        e.event.__dict__ for e in events if isinstance(e, NodeEvent) and e.event.type == "status"
+    ]
+    assert any(s["queued"] for s in statuses)  # the queue wait was streamed
+
+
+async def test_cancelling_a_runway_call_runs_its_cancel_path_once(
+    make_host: Any, runway: Any
+) -> None:
+    # No hangup: the avatar stays in the call until it is ended.
+    async with runway.RunwayEmulator(script=[{"say": "Hello"}]) as emulator:
+        node = AvatarNode("runway", avatar="human-resource", output_key="call")
+        async with make_host(emulator.provider()) as host:
+            with anyio.fail_after(20):
+                async with (
+                    anyio.create_task_group() as tg,
+                    concierge_graph(node).stream(host=host) as events,
+                ):
+                    async for event in events:
+                        if isinstance(event, NodeEvent) and event.event.type == "transcript.delta":
+                            tg.cancel_scope.cancel()
+        (session_id,) = emulator.session_ids
+        snapshot = emulator.session(session_id)
+        assert runway_end_calls(emulator, session_id) == 1
+        assert emulator.count("DELETE") == 0
+        assert snapshot["status"] == "COMPLETED"
+    assert events.state is None

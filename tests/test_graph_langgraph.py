@@ -12,7 +12,7 @@ from masquerade import AvatarNode, NodeEvent, SessionResult, tool
 from masquerade.testing import ScriptedProvider
 
 pytest.importorskip("langgraph")
-from langgraph.graph import END, START, StateGraph  # noqa: E402
+from langgraph.graph import END, START, StateGraph
 
 pytestmark = pytest.mark.anyio
 
@@ -30,7 +30,7 @@ def book_slot(day: str) -> str:
     return f"booked {day}"
 
 
-SCRIPT = [
+SCRIPT: list[dict[str, Any]] = [
     {"say": "Which day suits you?"},
     {"say": "Monday", "role": "user"},
     {"tool": "book_slot", "args": {"day": "Monday"}},
@@ -89,13 +89,15 @@ async def test_session_events_go_to_langgraphs_custom_stream(make_host: Any) -> 
         graph = builder.compile()
 
         custom: list[Any] = []
-        updates: list[dict[str, Any]] = []
-        async for mode, chunk in graph.astream({}, stream_mode=["custom", "updates"]):
+        updates: list[Any] = []
+        async for mode, chunk in graph.astream(ModelState(), stream_mode=["custom", "updates"]):
             (custom if mode == "custom" else updates).append(chunk)
 
-    assert all(isinstance(c, NodeEvent) and c.node == "concierge" for c in custom)
+    assert all(isinstance(c, NodeEvent) for c in custom)
+    assert {c.node for c in custom} == {"concierge"}
     kinds = [c.event.type for c in custom]
-    assert kinds.count("tool.result") == 1 and kinds[-1] == "ended"
+    assert kinds.count("tool.result") == 1
+    assert kinds[-1] == "ended"
     assert [next(iter(u)) for u in updates] == ["concierge", "log"]
     assert updates[-1]["log"] == {"log": ["completed"]}
 
@@ -124,4 +126,5 @@ async def test_without_a_host_the_node_enters_a_fresh_one(
     final = await builder.compile().ainvoke({"customer": "Bo"})
 
     assert final["session"].ok
-    assert len(created) == 1 and not created[0].running
+    assert len(created) == 1
+    assert not created[0].running

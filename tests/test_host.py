@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 import masquerade
@@ -116,14 +117,17 @@ def test_entry_points_load_and_failures_are_isolated(installed: tuple[str, str])
     assert info["logging"].status == "loaded"
 
 
-def test_failed_plugin_is_logged(installed: tuple[str, str], caplog: pytest.LogCaptureFixture) -> None:
+def test_failed_plugin_is_logged(
+    installed: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.WARNING, logger="masquerade.host"):
         Host(environ={})
     assert any("broken" in r.getMessage() and "libfoo" in r.getMessage() for r in caplog.records)
 
 
 def test_plugin_tools_reach_sessions(installed: tuple[str, str]) -> None:
-    host = Host(environ={})
+    # The workspace also installs examples/plugin, which offers a tool of its own.
+    host = Host(environ={"MASQUERADE_DISABLE_PLUGINS": "example-audit"})
     assert set(host.tools) == {"shout"}
 
 
@@ -252,11 +256,13 @@ async def test_async_observer_and_raising_observers_are_isolated(
     class AsyncObserver:
         @hookimpl
         async def masquerade_session_event(self, session: Any, event: Any) -> None:
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
             seen.append(event.type)
 
     host = make_host(
-        ScriptedProvider([{"say": "hello"}, {"tool": "nothing"}]), Raises(), AsyncRaises(),
+        ScriptedProvider([{"say": "hello"}, {"tool": "nothing"}]),
+        Raises(),
+        AsyncRaises(),
         AsyncObserver(),
     )
     with caplog.at_level(logging.ERROR, logger="masquerade.host"):

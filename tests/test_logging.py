@@ -61,10 +61,13 @@ async def test_lifecycle_tool_and_error_records(
     assert all(r.session_id == result.session_id for r in records)  # type: ignore[attr-defined]
     assert all(r.provider == "scripted" for r in records)  # type: ignore[attr-defined]
     kinds = [r.event_type for r in records]  # type: ignore[attr-defined]
-    assert kinds[0] == "status" and kinds[-1] == "ended"
-    assert "ready" in kinds and "client_event" in kinds
+    assert kinds[0] == "status"
+    assert kinds[-1] == "ended"
+    assert "ready" in kinds
+    assert "client_event" in kinds
     queued = [r for r in records if getattr(r, "queued", False)]
-    assert len(queued) == 1 and "queued for capacity" in queued[0].getMessage()
+    assert len(queued) == 1
+    assert "queued for capacity" in queued[0].getMessage()
 
     calls = [r for r in records if r.event_type == "tool.call"]  # type: ignore[attr-defined]
     assert [(r.tool, r.call_id) for r in calls] == [  # type: ignore[attr-defined]
@@ -79,7 +82,8 @@ async def test_lifecycle_tool_and_error_records(
     error = next(r for r in records if r.event_type == "error")  # type: ignore[attr-defined]
     assert (error.levelno, error.code, error.fatal) == (logging.WARNING, "rate_limit", False)  # type: ignore[attr-defined]
     ended = records[-1]
-    assert ended.outcome == "completed" and ended.duration_s is not None  # type: ignore[attr-defined]
+    assert ended.outcome == "completed"
+    assert ended.duration_s is not None
     # Nothing per audio delta and no transcript text at INFO.
     assert not any("audio" in r.getMessage() for r in records)
     assert not any("Hello there" in r.getMessage() for r in records)
@@ -153,7 +157,8 @@ def test_json_formatter_fields_and_redaction() -> None:
     line = JsonFormatter().format(record)
     assert "\n" not in line
     data = json.loads(line)
-    assert data["level"] == "WARNING" and data["logger"] == "masquerade.session"
+    assert data["level"] == "WARNING"
+    assert data["logger"] == "masquerade.session"
     assert data["message"] == "tool lookup failed with [redacted]"
     assert (data["session_id"], data["tool"], data["call_id"], data["duration_ms"]) == (
         "ses_1", "lookup", "call_1", 1.5
@@ -161,7 +166,8 @@ def test_json_formatter_fields_and_redaction() -> None:
     assert data["when"].startswith("<object object")
     assert data["sessionKey"] == "[redacted]"
     assert data["nested"] == {"token": "[redacted]"}
-    assert "RuntimeError" in data["exception"] and key not in data["exception"]
+    assert "RuntimeError" in data["exception"]
+    assert key not in data["exception"]
     assert data["ts"].endswith("+00:00")
     assert key not in line
 
@@ -175,7 +181,8 @@ def test_redacting_filter_masks_args_and_tracebacks() -> None:
         record.exc_info = sys.exc_info()
     assert RedactingFilter().filter(record) is True
     text = logging.Formatter().format(record)
-    assert "connecting with [redacted]" in text and "ValueError" in text
+    assert "connecting with [redacted]" in text
+    assert "ValueError" in text
     assert key not in text
     untouched = make_record("plain %d", 3)
     RedactingFilter().filter(untouched)
@@ -199,7 +206,7 @@ def test_cli_log_json(
     placement: str, capsys: pytest.CaptureFixture[str], restore_logging: None
 ) -> None:
     options = ["--log-level", "INFO", "--log-json"]
-    demo = ["demo", "--json", "--delay", "0"]
+    demo = ["demo", "--json", "--pace", "0"]
     argv = options + demo if placement == "before" else demo + options
     assert main(argv) == 0
     err = capsys.readouterr().err
@@ -208,7 +215,8 @@ def test_cli_log_json(
     assert session, err
     assert {r["session_id"] for r in session} == {session[0]["session_id"]}
     answers = [r for r in session if r.get("event_type") == "tool.result"]
-    assert answers and all("call_id" in r and "duration_ms" in r for r in answers)
+    assert answers
+    assert all("call_id" in r and "duration_ms" in r for r in answers)
     assert any(r["level"] == "WARNING" and r.get("error_type") == "timeout" for r in answers)
 
 
@@ -217,3 +225,12 @@ def test_cli_rejects_an_unknown_log_level(
 ) -> None:
     assert main(["--log-level", "CHATTY", "plugins"]) == 2
     assert "unknown log level 'CHATTY'" in capsys.readouterr().err
+
+
+def test_the_cli_leaves_logging_as_it_found_it(capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    before = (list(root.handlers), root.level, logging.getLogger("websockets").level)
+    assert main(["--log-level", "DEBUG", "--log-json", "plugins", "--json"]) == 0
+    capsys.readouterr()
+    after = (list(root.handlers), root.level, logging.getLogger("websockets").level)
+    assert after == before

@@ -3,6 +3,7 @@ per-provider concurrency."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import anyio
@@ -73,7 +74,7 @@ async def run_poller(poller: Poller, fn: Any) -> Any:
 
 
 def gaps(times: list[float]) -> list[float]:
-    return [b - a for a, b in zip(times, times[1:], strict=False)]
+    return [b - a for a, b in itertools.pairwise(times)]
 
 
 @pytest.mark.anyio
@@ -103,7 +104,9 @@ async def test_queued_sessions_are_polled_more_slowly() -> None:
 
     async def both() -> None:
         async with anyio.create_task_group() as tg:
-            tg.start_soon(lambda: poller.wait_ready(queued, session_id="q", provider="p", timeout=5))
+            tg.start_soon(
+                lambda: poller.wait_ready(queued, session_id="q", provider="p", timeout=5)
+            )
             tg.start_soon(lambda: poller.wait_ready(plain, session_id="n", provider="p", timeout=5))
 
     await run_poller(poller, both)
@@ -168,12 +171,13 @@ async def test_concurrency_limit_per_provider() -> None:
     poller = Poller(initial_interval=0.01, concurrency=3)
     remotes = [FakeRemote([READY], delay=0.05) for _ in range(12)]
 
-
     async def all_ready() -> None:
         async with anyio.create_task_group() as tg:
             for i, r in enumerate(remotes):
                 tg.start_soon(
-                    lambda r=r, i=i: poller.wait_ready(r, session_id=f"s{i}", provider="p", timeout=5)
+                    lambda r=r, i=i: poller.wait_ready(
+                        r, session_id=f"s{i}", provider="p", timeout=5
+                    )
                 )
 
     await run_poller(poller, all_ready)

@@ -65,8 +65,10 @@ def test_redact_mapping_and_secret_fields() -> None:
         "items": [f"Bearer {REDACTED}", 3, None],
         "session_key": None,
     }
-    assert is_secret_field("X-Api-Key") and is_secret_field("client_secret")
-    assert not is_secret_field("output_tokens") and not is_secret_field("turn")
+    assert is_secret_field("X-Api-Key")
+    assert is_secret_field("client_secret")
+    assert not is_secret_field("output_tokens")
+    assert not is_secret_field("turn")
 
 
 def test_redaction_is_installed_on_import() -> None:

@@ -193,7 +193,10 @@ async def test_provisioning_timeout(make_host: Any) -> None:
 @pytest.mark.anyio
 async def test_failed_while_provisioning_carries_failure_code(make_host: Any) -> None:
     status = ProvisioningStatus(
-        state="failed", provider_status="FAILED", failure="no GPU", failure_code="INTERNAL.NO_CAPACITY"
+        state="failed",
+        provider_status="FAILED",
+        failure="no GPU",
+        failure_code="INTERNAL.NO_CAPACITY",
     )
     provider = ScriptedProvider([{"say": "never"}], final_status=status)
     result = await make_host(provider).run_session(SessionRequest(provider="scripted"))

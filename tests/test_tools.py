@@ -82,7 +82,8 @@ def test_bare_and_with_options() -> None:
         DEFAULT_TIMEOUT,
         "backend_rpc",
     )
-    assert add.is_async and not multiply.is_async
+    assert add.is_async
+    assert not multiply.is_async
 
     @tool(name="sum_up", description="Sum.", timeout=1, kind="client_event")
     def f(a: int) -> int:
@@ -90,7 +91,8 @@ def test_bare_and_with_options() -> None:
 
     assert (f.name, f.description, f.timeout, f.kind) == ("sum_up", "Sum.", 1, "client_event")
     renamed = tool(name="plus")(add)  # re-wrapping a tool keeps its function
-    assert renamed.fn is add.fn and renamed.name == "plus"
+    assert renamed.fn is add.fn
+    assert renamed.name == "plus"
     assert renamed.description == add.description
 
 
@@ -108,7 +110,8 @@ def test_as_tool() -> None:
         return x
 
     made = as_tool(plain)
-    assert made.name == "plain" and made.fn is plain
+    assert made.name == "plain"
+    assert made.fn is plain
 
 
 def test_context_parameter_detection() -> None:
@@ -122,7 +125,8 @@ def test_context_parameter_detection() -> None:
         """X."""
         return x
 
-    assert with_ctx.takes_context and not without.takes_context
+    assert with_ctx.takes_context
+    assert not without.takes_context
     assert list(with_ctx.parameters_schema["properties"]) == ["x"]
 
 
@@ -183,7 +187,8 @@ async def test_async_and_sync_tools(make_host: Any) -> None:
     )
     assert [r.output for r in run.results] == [5, 3, 3.0, "here"]
     assert all(r.error is None and r.ok for r in run.results)
-    assert threads and threads[0] != main_thread  # sync tools run in a worker thread
+    assert threads
+    assert threads[0] != main_thread
     assert run.outcome == "completed"
 
 
@@ -238,7 +243,8 @@ async def test_return_values_become_json(make_host: Any) -> None:
     assert run.by_id("mapping").output == {"n": [1, 2], "slot": {"day": "wed", "hour": 11}}
     assert run.by_id("text").output == '{"not": "parsed"}'
     assert run.by_id("text").output_text() == '{"not": "parsed"}'
-    assert run.by_id("nothing").output is None and run.by_id("nothing").ok
+    assert run.by_id("nothing").output is None
+    assert run.by_id("nothing").ok
     bad = run.by_id("opaque")
     assert bad.error_type == "exception"
     assert "returned a lock, which cannot be sent as JSON" in (bad.error or "")
@@ -411,7 +417,8 @@ async def test_context_injection(make_host: Any) -> None:
     answers = {a.call_id: a for a in provider.sessions[0].answers}
     assert answers["w1"].output == f"hi from {session.id}"
     # The context is not an argument the model can send.
-    assert answers["w2"].error_type == "arguments" and "ctx" in (answers["w2"].error or "")
+    assert answers["w2"].error_type == "arguments"
+    assert "ctx" in (answers["w2"].error or "")
     assert answers["w3"].output == "w3"
     assert [c.call_id for c in seen] == ["w1", "w3"]
     assert all(c.session is session for c in seen)
@@ -519,7 +526,8 @@ async def test_name_clashes_are_clear_errors(make_host: Any) -> None:
         failed[0].error or ""
     )
     loser = first if failed[0].name == "first" else second
-    assert kept is not loser.tools[0] and kept in (add, other_add)
+    assert kept is not loser.tools[0]
+    assert kept in (add, other_add)
 
 
 def numbered_tools(count: int, prefix: str = "t") -> list[Tool]:

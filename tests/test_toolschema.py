@@ -86,7 +86,7 @@ def test_scalars_and_defaults(host: Host) -> None:
     }
 
 
-class Size(str, enum.Enum):
+class Size(enum.StrEnum):
     SMALL = "s"
     LARGE = "l"
 
@@ -199,7 +199,8 @@ def test_choices_lists_optionals_and_nested_types(host: Host) -> None:
         "description": "How urgent, 1 to 5.",
         "default": 1,
     }
-    assert "$defs" not in str(params) and "title" not in str(params)
+    assert "$defs" not in str(params)
+    assert "title" not in str(params)
 
     schema = runway(host, order)
     assert schema["timeoutSeconds"] == 2.5
@@ -277,7 +278,8 @@ def test_timeout_seconds_keeps_a_delivery_margin() -> None:
         """Do it."""
 
     assert tool(timeout=0.2)(f).timeout_seconds == 1.0  # Runway's minimum
-    assert tool(f).timeout == 3.5 and tool(f).timeout_seconds == 4.0  # Runway's default
+    assert tool(f).timeout == 3.5
+    assert tool(f).timeout_seconds == 4.0
     assert tool(timeout=7.5)(f).timeout_seconds == 8.0
 
 
@@ -652,3 +654,22 @@ def test_unresolvable_forward_reference() -> None:
 def test_not_a_function() -> None:
     with pytest.raises(ToolDefinitionError, match="a tool needs a function"):
         tool(42)  # type: ignore[call-overload]
+
+
+def test_undocumented_dataclass_gets_no_generated_description(host: Host) -> None:
+    @dataclasses.dataclass
+    class Point:
+        x: int
+        y: int = 0
+
+    @tool
+    def move(to: Point) -> None:
+        """Move."""
+
+    assert move.parameters_schema["properties"]["to"] == {
+        "type": "object",
+        "properties": {"x": {"type": "integer"}, "y": {"type": "integer", "default": 0}},
+        "required": ["x"],
+        "additionalProperties": False,
+    }
+    assert runway(host, move)["parameters"][0]["description"] == "To"

@@ -28,7 +28,7 @@ from masquerade import ToolArgumentsError, tool
 from masquerade.tools import Tool
 
 
-class Size(str, enum.Enum):
+class Size(enum.StrEnum):
     SMALL = "s"
     LARGE = "l"
 

@@ -8,13 +8,25 @@ from collections.abc import Iterator
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind, StatusCode
+from pydantic import BaseModel
 
-from masquerade import SessionRequest, tool
+from masquerade import (
+    END,
+    START,
+    AvatarNode,
+    Graph,
+    NodeError,
+    SessionRequest,
+    SessionResult,
+    hookimpl,
+    tool,
+)
 from masquerade.builtin import tracing
 from masquerade.testing import ScriptedProvider
 
@@ -103,7 +115,8 @@ async def test_one_trace_per_session_with_tool_spans(make_host: Any, otel: Otel)
     assert set(tools) == {"call_ok", "call_err", "call_slow", "call_missing"}
     for span in tools.values():
         assert span.kind is SpanKind.INTERNAL
-        assert span.parent is not None and span.parent.span_id == root.context.span_id
+        assert span.parent is not None
+        assert span.parent.span_id == root.context.span_id
         assert span.attributes["gen_ai.operation.name"] == "execute_tool"  # type: ignore[index]
         assert span.attributes["gen_ai.tool.type"] == "function"  # type: ignore[index]
     ok = tools["call_ok"]
@@ -154,7 +167,8 @@ async def test_status_queue_and_readiness_are_span_events(make_host: Any, otel: 
         for e in root.events
         if e.name == "masquerade.session.status"
     ]
-    assert states[0] == "provisioning" and states[-2:] == ["ready", "running"]
+    assert states[0] == "provisioning"
+    assert states[-2:] == ["ready", "running"]
     # The join credentials (a secret session key) never reach the span.
     assert not any("scripted-session-key" in s for s in every_string(root))
     assert len(otel.points("masquerade.session.queue.duration")) == 1
@@ -203,7 +217,7 @@ async def test_content_capture_is_off_by_default(
 ) -> None:
     monkeypatch.delenv(tracing.CAPTURE_CONTENT_ENV, raising=False)
     await run(
-        make_host, otel, TOOL_SCRIPT + [{"client_event": "show_map", "args": {"city": "Oslo"}}],
+        make_host, otel, [*TOOL_SCRIPT, {"client_event": "show_map", "args": {"city": "Oslo"}}],
         tools=TOOLS, personality="You are Pat, the secret-recipe concierge.",
     )
     texts = [t for span in otel.spans() for t in every_string(span)]
@@ -259,7 +273,7 @@ async def test_tool_runs_inside_its_span(make_host: Any, otel: Otel) -> None:
         """Async."""
         seen["async"] = trace.get_current_span().get_span_context()
         with app_tracer.start_as_current_span("db query"):
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
         return "ok"
 
     @tool
@@ -334,7 +348,9 @@ async def test_metrics(make_host: Any, otel: Otel) -> None:
         if p.attributes["gen_ai.operation.name"] == "execute_tool" and "error.type" in p.attributes
     )
     assert failed_tools == ["exception", "not_found", "timeout"]
-    per_tool = {p.attributes["gen_ai.tool.name"] for p in otel.points("masquerade.tool.call.duration")}
+    per_tool = {
+        p.attributes["gen_ai.tool.name"] for p in otel.points("masquerade.tool.call.duration")
+    }
     assert per_tool == {"lookup_order", "cancel_order", "book_slot", "no_such_tool"}
     assert [p.count for p in otel.points("masquerade.session.duration")] == [1]
     assert [p.value for p in otel.points("masquerade.session.active")] == [0]
@@ -402,18 +418,22 @@ async def test_session_inside_node_and_workflow_spans(make_host: Any, otel: Otel
     plugin = otel.plugin()
     host = make_host(plugin, ScriptedProvider([{"say": "hi"}]), environ=NO_BUILTIN_TRACING)
     async with host:
-        with tracing.workflow_span("support", host=host):
-            with tracing.node_span("concierge", graph="support", host=host):
-                await host.run_session(SessionRequest(provider="scripted", name="pat"))
+        with (
+            tracing.workflow_span("support", host=host),
+            tracing.node_span("concierge", graph="support", host=host),
+        ):
+            await host.run_session(SessionRequest(provider="scripted", name="pat"))
     workflow = otel.one("invoke_workflow support")
     node = otel.one("node concierge")
     agent = otel.one("invoke_agent pat")
     assert workflow.parent is None
     assert workflow.attributes["gen_ai.operation.name"] == "invoke_workflow"  # type: ignore[index]
     assert workflow.attributes["gen_ai.workflow.name"] == "support"  # type: ignore[index]
-    assert node.parent is not None and node.parent.span_id == workflow.context.span_id
+    assert node.parent is not None
+    assert node.parent.span_id == workflow.context.span_id
     assert node.attributes["masquerade.graph.name"] == "support"  # type: ignore[index]
-    assert agent.parent is not None and agent.parent.span_id == node.context.span_id
+    assert agent.parent is not None
+    assert agent.parent.span_id == node.context.span_id
     assert {workflow.context.trace_id, node.context.trace_id} == {agent.context.trace_id}
 
 
@@ -437,7 +457,8 @@ def test_graph_spans_follow_the_host_plugin(make_host: Any, otel: Otel) -> None:
     disabled = make_host(environ=NO_BUILTIN_TRACING)
     with tracing.workflow_span("flow", host=disabled) as span:
         assert not span.is_recording()
-    with tracing.workflow_span("flow", host=make_host(otel.plugin(), environ=NO_BUILTIN_TRACING)) as span:
+    enabled = make_host(otel.plugin(), environ=NO_BUILTIN_TRACING)
+    with tracing.workflow_span("flow", host=enabled) as span:
         assert span.is_recording()
     assert [s.name for s in otel.spans()] == ["invoke_workflow flow"]
 
@@ -477,3 +498,84 @@ async def test_a_slow_or_failing_exporter_never_holds_up_a_session(
     if not fail:
         assert "invoke_agent" in exporter.exported
         assert len(exporter.exported) == 7
+
+
+class FlowState(BaseModel):
+    call: SessionResult | None = None
+    summary: str = ""
+
+
+def summarize(state: FlowState) -> dict[str, Any]:
+    assert state.call is not None
+    return {"summary": f"{len(state.call.tool_calls)} tool call(s)"}
+
+
+def explode(state: FlowState) -> dict[str, Any]:
+    raise ValueError("the ticket system is down")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("fail", [False, True], ids=["ok", "node-fails"])
+async def test_graph_run_is_the_parent_of_its_nodes_and_session(
+    make_host: Any, otel: Otel, fail: bool
+) -> None:
+    host = make_host(otel.plugin(), ScriptedProvider(TOOL_SCRIPT[:3]), environ=NO_BUILTIN_TRACING)
+    node = AvatarNode("scripted", name="concierge", tools=TOOLS, output_key="call")
+    graph = Graph(FlowState, name="support-flow").add_node("concierge", node)
+    graph.add_node("summarize", explode if fail else summarize)
+    graph.add_edge(START, "concierge").add_edge("concierge", "summarize").add_edge("summarize", END)
+    if fail:
+        with pytest.raises(NodeError):
+            await graph.run(FlowState(), host=host)
+    else:
+        final = await graph.run(FlowState(), host=host)
+        assert final.summary == "1 tool call(s)"
+
+    spans = otel.spans()
+    workflow = otel.one("invoke_workflow support-flow")
+    assert workflow.parent is None
+    assert {s.context.trace_id for s in spans} == {workflow.context.trace_id}
+    nodes = {s.name: s for s in children(spans, workflow)}
+    assert set(nodes) == {"node concierge", "node summarize"}
+    (agent,) = children(spans, nodes["node concierge"])
+    assert agent.name == "invoke_agent concierge"
+    tools = [s.name for s in children(spans, agent) if s.name.startswith("execute_tool")]
+    assert tools == ["execute_tool lookup_order"]
+    if fail:
+        failed = nodes["node summarize"]
+        assert failed.status.status_code is StatusCode.ERROR
+        assert failed.attributes["error.type"] == "ValueError"  # type: ignore[index]
+        assert workflow.status.status_code is StatusCode.ERROR
+    else:
+        assert workflow.status.status_code is StatusCode.UNSET
+
+
+class _Retry:
+    """A plugin wrapper that answers from a fallback when the tool fails."""
+
+    @hookimpl(wrapper=True)
+    def masquerade_tool_invoke(self, call: Any, session: Any) -> Any:
+        inner = yield
+
+        async def with_fallback() -> Any:
+            result = await inner
+            if result.error is None:
+                return result
+            return result.model_copy(update={"output": "fallback", "error": None,
+                                             "error_type": None})
+
+        return with_fallback()
+
+
+@pytest.mark.anyio
+async def test_tool_span_covers_other_plugins_wrappers(make_host: Any, otel: Otel) -> None:
+    host = make_host(
+        otel.plugin(), _Retry(), ScriptedProvider([TOOL_SCRIPT[3]]), environ=NO_BUILTIN_TRACING
+    )
+    async with host:
+        result = await host.run_session(SessionRequest(provider="scripted", tools=TOOLS))
+    assert result.tool_calls[0].output == "fallback"
+    span = otel.one("execute_tool cancel_order")
+    # The span records the answer the model got, after every wrapper.
+    assert span.status.status_code is StatusCode.UNSET
+    assert span.attributes["masquerade.tool.outcome"] == "ok"  # type: ignore[index]

@@ -28,10 +28,7 @@ _SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 
 def _short(value: Any, limit: int = 120) -> str:
-    if isinstance(value, str):
-        text = value
-    else:
-        text = json.dumps(jsonable(value), ensure_ascii=False)
+    text = value if isinstance(value, str) else json.dumps(jsonable(value), ensure_ascii=False)
     text = redact(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -70,7 +67,8 @@ class ConsoleView:
         self.live = self.out.isatty() if live is None else live
         self.tool_calls = 0
         self._t0 = time.monotonic()
-        self._partial: dict[Any, str] = {}
+        self._partial: dict[Any, str] = {}  # turns in progress: (role, turn) -> text
+        self._settled: dict[Any, str] = {}  # turns printed before their `done` arrived
         self._transient = ""  # what is drawn on the current, unterminated line
         self._provisioning: float | None = None  # monotonic start while provisioning
         self._queued = False
@@ -143,7 +141,10 @@ class ConsoleView:
             self.line(format_result(result, title=f"session → {key}"))
         values = event.state.__dict__ if hasattr(event.state, "__dict__") else dict(event.state)
         others = {k: v for k, v in values.items() if k not in results and v not in (None, [], {})}
-        lines = [f"── final state {'─' * 34}", f"  steps      {event.steps} in {event.duration_s:.2f}s"]
+        lines = [
+            f"── final state {'─' * 34}",
+            f"  steps      {event.steps} in {event.duration_s:.2f}s",
+        ]
         for key, value in others.items():
             if isinstance(value, BaseModel):  # a model reads best one field per line
                 lines.append(f"  {key}")
@@ -160,10 +161,29 @@ class ConsoleView:
     def __call__(self, event: BaseEvent) -> None:
         self.show(event)
 
+    def _say(self, role: str, text: str) -> None:
+        self.line(f"{self._indent}  {role:>9} ▸ {text}")
+
+    def _settle_partials(self, keep: Any = None) -> None:
+        # Some providers finish a turn only when the next one starts. A person wants the
+        # line where it was said: when anything else happens, the partial turns so far
+        # are printed for good (and not printed again when their `done` arrives).
+        for key, text in list(self._partial.items()):
+            if key == keep:
+                continue
+            del self._partial[key]
+            self._settled[key] = text
+            self._say(key[0], text)
+
     def show(self, event: BaseEvent) -> None:
         d = event.__dict__
         kind = event.type
         pad = self._indent
+        if kind == "audio.delta":
+            return
+        if self._partial and kind != "transcript.done":
+            key = (d["role"], d["turn"]) if kind == "transcript.delta" else None
+            self._settle_partials(keep=key)
         if kind == "status":
             state = d["state"]
             if state == "provisioning":
@@ -199,11 +219,16 @@ class ConsoleView:
             if self.live:
                 self._redraw()
         elif kind == "transcript.done":
-            self._partial.pop((d["role"], d["turn"]), None)
-            self.line(f"{pad}  {d['role']:>9} ▸ {d['text']}")
+            key = (d["role"], d["turn"])
+            self._partial.pop(key, None)
+            settled = self._settled.pop(key, None)
+            if settled is None or not d["text"].startswith(settled):
+                self._say(d["role"], d["text"])
+            elif d["text"] != settled:
+                self._say(d["role"], "… " + d["text"][len(settled) :].lstrip())
         elif kind == "tool.call":
             self.tool_calls += 1
-            self.line(f"{pad}  ⚙ {d['name']}({_arguments(d['arguments'])})")
+            self.line(f"{pad}  ⚙ tool {d['name']}({_arguments(d['arguments'])})")
         elif kind == "tool.result":
             if d["error"] is None:
                 self.line(f"{pad}    ↳ {_short(d['output'])}  [{d['duration_ms']:.1f} ms]")
@@ -216,7 +241,7 @@ class ConsoleView:
             self.line(f"{pad}  ! {fatal}error {d['code'] or ''}: {d['message']}")
         elif kind == "ended":
             self._provisioning = None
-            self._partial.clear()
+            self._settled.clear()
             self.line(f"{pad}● ended: {d['outcome']} ({d['reason']})")
 
     def summary(self, result: SessionResult) -> None:
@@ -231,13 +256,17 @@ def format_result(result: SessionResult, *, title: str = "summary") -> str:
             "ok" if call.error is None else (call.error_type or "error")
         )
     tools = ", ".join(
-        f"{name} ×{len(outcomes)}" + (f" ({', '.join(o for o in outcomes if o != 'ok')})"
-                                      if any(o != "ok" for o in outcomes) else "")
+        f"{name} x{len(outcomes)}"
+        + (
+            f" ({', '.join(o for o in outcomes if o != 'ok')})"
+            if any(o != "ok" for o in outcomes)
+            else ""
+        )
         for name, outcomes in calls.items()
     )
     turns = {"user": 0, "assistant": 0}
     for turn in result.transcript:
-        if turn.role in turns:
+        if turn.text and turn.role in turns:
             turns[turn.role] += 1
     lines = [
         f"── {title} " + "─" * max(8, 48 - len(title)),

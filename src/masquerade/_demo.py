@@ -148,7 +148,7 @@ def write_ticket(state: ConciergeState) -> dict[str, Ticket]:
             order_status=order_status,
             booked_slot=booked,
             tool_errors=errors,
-            turns=len(call.transcript),
+            turns=sum(1 for turn in call.transcript if turn.text),
             summary="; ".join(parts) + ".",
         )
     }
@@ -175,8 +175,9 @@ def build_graph(
         avatar=avatar,
         tools=[lookup_order, book_slot],
         personality=personality,
-        start_script=lambda state: f"Hi {state.customer.split()[0]}, I'm your concierge. "
-        "How can I help?",
+        start_script=lambda state: (
+            f"Hi {state.customer.split()[0]}, I'm your concierge. How can I help?"
+        ),
         max_duration=max_duration,
         on_ready=on_ready,
         options=options,

@@ -68,7 +68,9 @@ class AvatarNode:
         start_script: the opening line, or a function of the state.
         max_duration: seconds the call may last (it then ends through its cancel path).
         on_ready: called with the :class:`~masquerade.JoinCredentials` once the session is
-            ready (sync or async): hand them to your frontend here.
+            ready (sync or async): hand them to your frontend here. The call goes on
+            meanwhile (the provider does not wait for the frontend); if ``on_ready``
+            raises, the session ends through its cancel path and the node fails.
         output_key: the state field that receives the :class:`~masquerade.SessionResult`.
         model: the provider's model, when it has a choice.
         name: the agent's display name (defaults to the graph node's name).

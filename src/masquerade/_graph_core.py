@@ -17,7 +17,7 @@ import functools
 import inspect
 import time
 import typing
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -31,6 +31,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from ._graph_events import GraphEnded, GraphEvent, NodeFinished, NodeStarted
 from ._graph_state import StateSchema, StateT
 from ._graph_validate import END, START, validate_graph
+from .builtin.tracing import node_span, workflow_span
 from .errors import GraphError, GraphValidationError, NodeError, ProviderNotFound
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Graph", "GraphStream", "RunContext", "current_run", "START", "END"]
 
-#: Steps a run may take before it is stopped as a runaway loop.
+#: Steps a run may take beyond its number of nodes before it is stopped as a runaway loop.
 DEFAULT_MAX_STEPS = 100
 _STREAM_BUFFER = 256
 
@@ -233,7 +234,9 @@ class Graph(Generic[StateT]):
         return f"<Graph {self.name!r} nodes={list(self.nodes)}>"
 
     # ------------------------------------------------------------------ building
-    def add_node(self, name: str | Callable[[Any], Any], node: Callable[[Any], Any] | None = None) -> Graph[StateT]:
+    def add_node(
+        self, name: str | Callable[[Any], Any], node: Callable[[Any], Any] | None = None
+    ) -> Graph[StateT]:
         """Add a node: ``add_node("name", fn)``, or ``add_node(fn)`` to use ``fn.__name__``."""
         if node is None:
             if not callable(name):
@@ -247,9 +250,7 @@ class Graph(Generic[StateT]):
                 hint="add_node('my_node', my_function)",
             )
         if name in (START, END):
-            raise GraphValidationError(
-                f"{name!r} is reserved", hint="give the node another name"
-            )
+            raise GraphValidationError(f"{name!r} is reserved", hint="give the node another name")
         if name in self.nodes:
             raise GraphValidationError(
                 f"a node named {name!r} was already added", hint="give the node another name"
@@ -372,18 +373,31 @@ class Graph(Generic[StateT]):
         state: StateT | Mapping[str, Any] | None = None,
         *,
         host: Host | None = None,
-        max_steps: int = DEFAULT_MAX_STEPS,
+        max_steps: int | None = None,
+        on_event: Callable[[GraphEvent], Any] | None = None,
     ) -> StateT:
         """Run the graph to its end and return the final state.
 
+        ``on_event`` (sync or async) receives every event :meth:`stream` would yield,
+        the session events of AvatarNodes included::
+
+            final = await graph.run(state, on_event=lambda event: print(event.type))
+
         Without a ``host``, one is created and entered for the run (``async with
         Host()``: built-in and entry-point plugins). Cancelling the run cancels running
-        nodes; a running session ends through its cancel path.
+        nodes; a running session ends through its cancel path. A run that takes more
+        than ``max_steps`` steps (default: the number of nodes plus 100) is stopped with
+        a :class:`~masquerade.GraphError`: a cycle whose router never leaves it.
         """
-        stream = self.stream(state, host=host, max_steps=max_steps, session_events=False)
+        stream = self.stream(
+            state, host=host, max_steps=max_steps, session_events=on_event is not None
+        )
         async with stream:
-            async for _ in stream:
-                pass
+            async for event in stream:
+                if on_event is not None:
+                    value = on_event(event)
+                    if inspect.isawaitable(value):
+                        await value
         assert stream.state is not None
         return stream.state
 
@@ -392,7 +406,7 @@ class Graph(Generic[StateT]):
         state: StateT | Mapping[str, Any] | None = None,
         *,
         host: Host | None = None,
-        max_steps: int = DEFAULT_MAX_STEPS,
+        max_steps: int | None = None,
         session_events: bool = True,
     ) -> GraphStream[StateT]:
         """Run the graph, yielding :class:`~masquerade.NodeStarted`,
@@ -405,12 +419,15 @@ class Graph(Generic[StateT]):
                     print(event.type)
             print(events.state)
 
-        Iterating directly (``async for event in graph.stream(state)``) works too; use
-        the ``async with`` form when you may stop early, so the run is cancelled at once.
-        The graph is validated and the initial state checked before anything runs.
+        The run lives as long as the block: leaving it early (``break``, an exception)
+        cancels what still runs, a session through its cancel path. The graph is
+        validated and the initial state checked before anything runs.
         """
         self.validate()
         initial = self.schema.coerce(state)
+        if max_steps is None:
+            # An acyclic run takes at most one step per node; cycles get 100 more.
+            max_steps = len(self.nodes) + DEFAULT_MAX_STEPS
         if max_steps < 1:
             raise GraphError(f"max_steps must be at least 1, got {max_steps}")
         return GraphStream(self, initial, host, max_steps, session_events)
@@ -492,12 +509,17 @@ class Graph(Generic[StateT]):
             try:
                 await emit(NodeStarted(node=spec.name, step=step))
                 given = self.schema.copy_for_node(state)
-                if spec.is_async:
-                    output = await spec.fn(given)
-                else:
-                    output = await anyio.to_thread.run_sync(spec.fn, given, abandon_on_cancel=True)
-                    if inspect.isawaitable(output):
-                        output = await output
+                # The node's span is current while it runs: an AvatarNode's session (and
+                # anything else traced inside the node) becomes its child.
+                with node_span(spec.name, graph=self.name, host=host):
+                    if spec.is_async:
+                        output = await spec.fn(given)
+                    else:
+                        output = await anyio.to_thread.run_sync(
+                            spec.fn, given, abandon_on_cancel=True
+                        )
+                        if inspect.isawaitable(output):
+                            output = await output
             except Exception as exc:
                 failures.append(_as_node_error(spec.name, exc))
             else:
@@ -542,6 +564,21 @@ def _as_node_error(node: str, exc: Exception) -> GraphError:
     return error
 
 
+def _sender(
+    send: MemoryObjectSendStream[GraphEvent | _Failed],
+) -> Callable[[GraphEvent], Awaitable[None]]:
+    """``send.send`` without a checkpoint per event while the buffer has room (session
+    events arrive by the thousand); it waits only when the reader falls behind."""
+
+    async def emit(event: GraphEvent) -> None:
+        try:
+            send.send_nowait(event)
+        except anyio.WouldBlock:
+            await send.send(event)
+
+    return emit
+
+
 class _Failed:
     __slots__ = ("error",)
 
@@ -553,8 +590,8 @@ class GraphStream(Generic[StateT]):
     """One run of a graph, as an async iterator of :class:`~masquerade.GraphEvent`.
 
     Use it as an async context manager (``async with graph.stream(s) as events``) and
-    iterate; leaving the block ends the run (cancelling what still runs). ``state`` holds
-    the final state once the run has ended.
+    iterate inside the block; leaving the block ends the run (cancelling what still
+    runs). ``state`` holds the final state once the run has ended.
     """
 
     def __init__(
@@ -589,9 +626,7 @@ class GraphStream(Generic[StateT]):
         try:
             host = self._host if self._host is not None else Host()
             await stack.enter_async_context(host)
-            send, receive = anyio.create_memory_object_stream[GraphEvent | _Failed](
-                _STREAM_BUFFER
-            )
+            send, receive = anyio.create_memory_object_stream[GraphEvent | _Failed](_STREAM_BUFFER)
             stack.push_async_callback(receive.aclose)
             self._receive = receive
             self._tg = await stack.enter_async_context(anyio.create_task_group())
@@ -624,26 +659,31 @@ class GraphStream(Generic[StateT]):
         async with send:
             started = time.monotonic()
             try:
-                final, steps = await self.graph._execute(
-                    self.initial, host, send.send, self._session_events, self._max_steps
-                )
+                with workflow_span(self.graph.name, host=host):  # the run's root span
+                    final, steps = await self.graph._execute(
+                        self.initial, host, _sender(send), self._session_events, self._max_steps
+                    )
             except Exception as exc:
                 await send.send(_Failed(exc))
                 return
             self.state, self.steps = final, steps
             await send.send(
-                GraphEnded(state=final, steps=steps, duration_s=round(time.monotonic() - started, 6))
+                GraphEnded(
+                    state=final, steps=steps, duration_s=round(time.monotonic() - started, 6)
+                )
             )
 
-    def __aiter__(self) -> AsyncIterator[GraphEvent]:
-        if self._entered:
-            return self
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[GraphEvent]:
-        async with self:
-            async for event in self:
-                yield event
+    def __aiter__(self) -> GraphStream[StateT]:
+        if not self._entered:
+            # Iterating without the block would leave the run's task group open across
+            # the caller's code: breaking out of the loop could then never cancel the run
+            # cleanly. The block makes the run's lifetime explicit (as httpx's stream()).
+            raise GraphError(
+                "graph.stream() must be used as a block",
+                hint="write `async with graph.stream(state) as events:` and iterate over "
+                "`events` inside it (or pass on_event= to graph.run)",
+            )
+        return self
 
     async def __anext__(self) -> GraphEvent:
         if self._receive is None:
@@ -654,7 +694,10 @@ class GraphStream(Generic[StateT]):
         if self._finished:
             raise StopAsyncIteration
         try:
-            item = await self._receive.receive()
+            try:
+                item = self._receive.receive_nowait()
+            except anyio.WouldBlock:
+                item = await self._receive.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             self._finished = True
             raise StopAsyncIteration from None

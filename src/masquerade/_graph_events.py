@@ -2,14 +2,15 @@
 
 ::
 
-    async for event in graph.stream(state):
-        match event:
-            case NodeStarted(node=node):
-                print("→", node)
-            case NodeEvent(node=node, event=TranscriptDone(role=role, text=text)):
-                print(f"[{node}] {role}: {text}")
-            case GraphEnded(state=final):
-                print(final)
+    async with graph.stream(state) as events:
+        async for event in events:
+            match event:
+                case NodeStarted(node=node):
+                    print("→", node)
+                case NodeEvent(node=node, event=TranscriptDone(role=role, text=text)):
+                    print(f"[{node}] {role}: {text}")
+                case GraphEnded(state=final):
+                    print(final)
 
 Every event has a ``type`` (``node.started``, ``node.finished``, ``node.event``,
 ``graph.ended``) and :meth:`GraphEvent.as_json` gives the flat JSON form that
@@ -83,7 +84,10 @@ class NodeEvent(GraphEvent):
         event = self.event
         if event.type == "audio.delta":
             # Audio is summarized: a JSON stream of base64 frames helps nobody.
-            data: dict[str, Any] = {"type": "audio.delta", "bytes": len(event.__dict__["data"]) * 3 // 4}
+            data: dict[str, Any] = {
+                "type": "audio.delta",
+                "bytes": len(event.__dict__["data"]) * 3 // 4,
+            }
         else:
             data = jsonable(event.model_dump(mode="python"))
         data["node"] = self.node

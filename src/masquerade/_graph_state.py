@@ -40,9 +40,7 @@ def find_reducer(metadata: Sequence[Any]) -> Reducer | None:
 
 
 def _problems(exc: ValidationError) -> list[tuple[str, str]]:
-    return [
-        (".".join(str(p) for p in err["loc"]) or "state", err["msg"]) for err in exc.errors()
-    ]
+    return [(".".join(str(p) for p in err["loc"]) or "state", err["msg"]) for err in exc.errors()]
 
 
 @dataclass(frozen=True)
@@ -98,11 +96,12 @@ class StateSchema(Generic[StateT]):
                 if required
                 else f"pass values that fit the fields of {self.name}"
             )
-            raise GraphError(f"the initial state does not fit {self.name}: {detail}", hint=hint) from None
+            raise GraphError(
+                f"the initial state does not fit {self.name}: {detail}", hint=hint
+            ) from None
         except TypeError:
             raise GraphError(
-                f"the initial state must be a {self.name} or a mapping, got "
-                f"{type(value).__name__}",
+                f"the initial state must be a {self.name} or a mapping, got {type(value).__name__}",
                 hint=f"pass a {self.name}(...) or a dict of its fields",
             ) from None
 

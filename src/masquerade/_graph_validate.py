@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import GraphValidationError
 
@@ -56,7 +56,7 @@ def successors(
 
 
 def validate_graph(
-    schema: StateSchema[object],  # type: ignore[type-var]
+    schema: StateSchema[Any],
     nodes: Mapping[str, NodeSpec],
     edges: Mapping[str, list[str]],
     joins: list[tuple[tuple[str, ...], str]],

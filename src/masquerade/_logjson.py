@@ -22,12 +22,14 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from ._redact import RedactingFilter, install_log_redaction, redact, redact_mapping
 
-__all__ = ["JsonFormatter", "configure_logging", "TEXT_FORMAT"]
+__all__ = ["JsonFormatter", "configure_logging", "logging_configured", "TEXT_FORMAT"]
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -52,9 +54,8 @@ class JsonFormatter(logging.Formatter):
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_") and key not in data:
                 data[key] = value
-        if record.exc_info:
-            if not record.exc_text:
-                record.exc_text = self.formatException(record.exc_info)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
             data["exception"] = redact(record.exc_text)
         if record.stack_info:
@@ -95,3 +96,21 @@ def configure_logging(
     root.setLevel(resolved)
     logging.getLogger("websockets").setLevel(max(logging.INFO, root.level))
     return handler
+
+
+@contextmanager
+def logging_configured(
+    level: str | int | None = None, *, json_lines: bool = False
+) -> Iterator[None]:
+    """:func:`configure_logging` for the duration of a block (what the CLI does), then
+    the handler is removed and the levels it changed are restored, so that calling the
+    CLI in-process (tests, notebooks) leaves logging as it found it."""
+    root, websockets = logging.getLogger(), logging.getLogger("websockets")
+    levels = root.level, websockets.level
+    handler = configure_logging(level, json_lines=json_lines)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(levels[0])
+        websockets.setLevel(levels[1])

@@ -6,17 +6,12 @@ at *Development* stability and moving, so the names live here and nowhere else: 
 they change, this module changes and the rest of masquerade follows.
 
 Names under ``masquerade.*`` are masquerade's own (the conventions have no word for
-them yet).
+them yet). Use the module, not its names: ``from masquerade import _semconv as sc``.
 """
 
 from __future__ import annotations
 
 from typing import Final
-
-__all__ = [
-    "SCOPE_NAME",
-    "SEMCONV_VERSION",
-]
 
 #: The instrumentation scope (tracer and meter name).
 SCOPE_NAME: Final = "masquerade"

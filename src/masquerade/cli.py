@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from contextlib import ExitStack
 
-from ._logjson import configure_logging
+from ._logjson import logging_configured
 from ._otel import setup_tracing_from_env
 from ._redact import redact
 from .errors import MasqueradeError
@@ -76,32 +77,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    try:
-        # Secrets are masked in every record; websockets is kept at INFO or above (at
-        # DEBUG it prints handshake headers, Authorization included).
-        configure_logging(args.log_level, json_lines=bool(getattr(args, "log_json", False)))
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    shutdown_tracing: Callable[[], None] | None = None
-    try:
-        if getattr(args, "trace", False):
-            shutdown_tracing = setup_tracing_from_env()
-        return int(args._run(args) or 0)
-    except MasqueradeError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # pragma: no cover - last resort, still without secrets
-        print(redact(f"error: {type(exc).__name__}: {exc}"), file=sys.stderr)
-        return 1
-    finally:
-        if shutdown_tracing is not None:
-            shutdown_tracing()  # flush the last spans before the process exits
+    with ExitStack() as cleanup:
+        try:
+            # Secrets are masked in every record; websockets is kept at INFO or above (at
+            # DEBUG it prints handshake headers, Authorization included). Undone on exit,
+            # so an in-process call leaves logging as it found it.
+            cleanup.enter_context(
+                logging_configured(args.log_level, json_lines=bool(getattr(args, "log_json", 0)))
+            )
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        try:
+            if getattr(args, "trace", False):
+                # Runs first on exit: flushes the last spans while logging still works.
+                cleanup.callback(setup_tracing_from_env())
+            return int(args._run(args) or 0)
+        except MasqueradeError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            if exc.hint:
+                print(f"hint: {exc.hint}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+        except Exception as exc:  # pragma: no cover - last resort, still without secrets
+            print(redact(f"error: {type(exc).__name__}: {exc}"), file=sys.stderr)
+            return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,7 +23,11 @@
     graph.add_edge("concierge", "summarize")
     graph.add_edge("summarize", END)
 
-    final = await graph.run(State(customer="Ada"))            # or graph.stream(...)
+    final = await graph.run(State(customer="Ada"))
+
+    async with graph.stream(State(customer="Ada")) as events:  # or watch it run
+        async for event in events:
+            print(event.type)           # node.started, node.event, node.finished...
 
 * **Nodes** are callables ``state -> update`` (sync or async); the update is a dict of
   fields, a model, or ``None``. :class:`AvatarNode` runs a whole session.

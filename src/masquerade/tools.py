@@ -70,7 +70,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 import anyio
 import anyio.to_thread
 from pydantic import BaseModel, ValidationError
-from pydantic_core import PydanticSerializationError, to_jsonable_python
+from pydantic_core import PydanticSerializationError, to_json, to_jsonable_python
 
 from ._redact import redact
 from .builtin import toolschema
@@ -202,7 +202,7 @@ class Tool:
     @property
     def parameters_schema(self) -> dict[str, Any]:
         """The JSON Schema of the arguments (a copy)."""
-        return json.loads(json.dumps(self._spec.parameters))  # type: ignore[no-any-return]
+        return toolschema.copy_json(self._spec.parameters)  # type: ignore[no-any-return]
 
     @property
     def timeout_seconds(self) -> float:
@@ -238,8 +238,8 @@ class Tool:
         try:
             # Strict, from JSON: a string is never turned into a number, so what passes
             # is exactly what the JSON Schema the model was given allows.
-            payload = json.dumps(arguments)
-        except (TypeError, ValueError) as exc:
+            payload = to_json(arguments)
+        except PydanticSerializationError as exc:
             raise ToolArgumentsError(
                 f"arguments for {self.name!r} are not JSON data: {exc}",
                 hint="send the arguments as a JSON object",

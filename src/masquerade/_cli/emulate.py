@@ -39,7 +39,7 @@ import argparse
 import inspect
 import secrets
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib import metadata
 from typing import Any
 
@@ -82,15 +82,15 @@ def run(args: argparse.Namespace) -> int:
         for name, ep in sorted(emulators.items()):
             print(f"{name}\t{ep.value}")
         return 0
-    ep = emulators.get(args.name)
-    if ep is None:
+    found = emulators.get(args.name)
+    if found is None:
         have = ", ".join(sorted(emulators)) or "none"
         raise ConfigurationError(
             f"no emulator named {args.name!r} is installed (installed: {have})",
             hint="run `masquerade emulate` to list them; install the provider's plugin",
         )
     try:
-        serve = ep.load()
+        serve = found.load()
     except Exception as exc:
         raise PluginError(f"emulator {args.name!r} failed to load: {exc}") from exc
     if not 0 <= args.port <= 65535:
@@ -119,6 +119,7 @@ async def _serve(
         "ready": ready,
         "script": args.script,
     }
+    params: Mapping[str, inspect.Parameter]
     try:
         params = inspect.signature(serve).parameters
     except (TypeError, ValueError):  # a builtin or C callable: pass the required four

@@ -16,6 +16,11 @@ model's defaults are used. A file that implements masquerade hooks (say
 (``RUNWAYML_API_SECRET``, ``OPENAI_API_KEY``), the provider's emulator (entry point
 group ``masquerade.emulators``) is started in-process and the provider pointed at it; one
 line says so. ``--offline`` does this even when a key is set; ``--online`` never does.
+The emulators play ``--script FILE``, else the file's ``EMULATOR_SCRIPTS`` (a dict:
+provider name -> script in that emulator's format), else a short greeting that hangs up.
+
+Exit status: 0 when the graph finished and none of the sessions in its final state
+failed; 1 otherwise (the error, with what to do about it, is printed on stderr).
 """
 
 from __future__ import annotations
@@ -23,11 +28,13 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import logging
 import os
 import secrets
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, MutableMapping
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -35,7 +42,7 @@ from typing import Any
 
 import anyio
 
-from .._console import ConsoleView, JsonView
+from .._console import ConsoleView, JsonView, session_results
 from .._graph_core import Graph
 from .._graph_events import GraphEnded
 from .._redact import register_secret
@@ -47,11 +54,16 @@ __all__ = [
     "add_arguments",
     "implements_hooks",
     "load_graph",
+    "machine_readable_stdout",
+    "make_view",
     "offline_providers",
     "parse_state",
     "run",
     "run_graph",
 ]
+
+
+logger = logging.getLogger("masquerade.cli")
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,18 @@ class OfflineProvider:
 OFFLINE_PROVIDERS: dict[str, OfflineProvider] = {
     "runway": OfflineProvider("RUNWAYML_API_SECRET", "RUNWAYML_BASE_URL"),
     "openai": OfflineProvider("OPENAI_API_KEY", "OPENAI_BASE_URL"),
+}
+
+#: What an emulator plays when neither ``--script`` nor the graph file says otherwise.
+#: The Runway emulator's avatar stays in the call after its script: this one hangs up,
+#: so that trying a graph offline takes seconds, not the session's whole duration.
+DEFAULT_SCRIPTS: dict[str, Any] = {
+    "runway": [
+        {"say": "Hi! I'm an emulated avatar: no API key, no network. How can I help?"},
+        {"say": "Just trying my graph offline.", "role": "user"},
+        {"say": "It works. Pass --script FILE to play your own conversation. Bye!"},
+        {"hangup": True},
+    ],
 }
 
 
@@ -87,7 +111,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--state", default=None, help="the initial state as JSON, or @FILE to read it from a file"
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON object per event")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object per event (what the graph prints goes to stderr)",
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
         "--offline", action="store_true", help="use the providers' emulators even with a key"
@@ -97,7 +125,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--script", default=None, help="a conversation script file for the emulators to play"
     )
     parser.add_argument(
-        "--max-steps", type=int, default=100, help="stop a run after this many steps (100)"
+        "--max-steps",
+        type=int,
+        default=None,
+        help="stop a run after this many steps (default: the number of nodes plus 100)",
     )
 
 
@@ -188,7 +219,7 @@ def load_graph(target: str) -> tuple[Graph[Any], str, ModuleType]:
             f"{path} defines several graphs ({', '.join(graphs)})",
             hint=f"pick one: masquerade run {path}:{next(iter(graphs))}",
         )
-    (found_name, found_graph), = graphs.items()
+    ((found_name, found_graph),) = graphs.items()
     return found_graph, f"{path.name}:{found_name}", module
 
 
@@ -250,12 +281,18 @@ async def offline_providers(
     force: bool = False,
     never: bool = False,
     script: str | None = None,
-    environ: dict[str, str] | None = None,
+    scripts: Mapping[str, Any] | None = None,
+    environ: MutableMapping[str, str] | None = None,
 ) -> AsyncIterator[list[Emulated]]:
     """Start the emulator of every provider in ``providers`` that has no API key set (or
     of all of them with ``force``), point the provider at it through its environment
-    variables for the duration of the block, and yield what was emulated."""
+    variables for the duration of the block, and yield what was emulated.
+
+    ``script`` (a file) is played by every emulator; otherwise ``scripts[provider]``
+    (script data in that emulator's format), else :data:`DEFAULT_SCRIPTS`.
+    """
     env = os.environ if environ is None else environ
+    chosen = {**DEFAULT_SCRIPTS, **(scripts or {})}
     emulated: list[Emulated] = []
     if never:
         yield emulated
@@ -263,30 +300,31 @@ async def offline_providers(
     saved: dict[str, str | None] = {}
     failure: Exception | None = None
     try:
-        async with anyio.create_task_group() as tg:
-            for provider in sorted(providers):
-                known = OFFLINE_PROVIDERS.get(provider)
-                if known is None:
-                    continue
-                if env.get(known.key_env) and not force:
-                    continue
-                serve = _load_emulator(provider)
-                if serve is None:
-                    if force:
-                        raise ConfigurationError(
-                            f"--offline needs the {provider} emulator, which is not installed",
-                            hint=f"install masquerade-{provider}",
-                        )
-                    continue  # the provider will say that its key is missing
-                reason = "--offline" if force else f"{known.key_env} is not set"
-                api_key = f"emu_{secrets.token_hex(24)}"
-                register_secret(api_key)
-                base_url = await _start_emulator(tg, provider, serve, api_key, script)
-                for key, value in ((known.key_env, api_key), (known.base_url_env, base_url)):
-                    saved.setdefault(key, env.get(key))
-                    env[key] = value
-                emulated.append(Emulated(provider, base_url, reason))
+        async with anyio.create_task_group() as tg, AsyncExitStack() as stack:
             try:
+                for provider in sorted(providers):
+                    known = OFFLINE_PROVIDERS.get(provider)
+                    if known is None or (env.get(known.key_env) and not force):
+                        continue
+                    serve = _load_emulator(provider)
+                    if serve is None:
+                        if force:
+                            raise ConfigurationError(
+                                f"--offline needs the {provider} emulator, which is not installed",
+                                hint=f"install masquerade-{provider}",
+                            )
+                        continue  # the provider will say that its key is missing
+                    reason = "--offline" if force else f"{known.key_env} is not set"
+                    api_key = f"emu_{secrets.token_hex(24)}"
+                    register_secret(api_key)
+                    path: str | None = script
+                    if path is None and chosen.get(provider) is not None:
+                        path = _script_file(stack, provider, chosen[provider])
+                    base_url = await _start_emulator(tg, provider, serve, api_key, path)
+                    for key, value in ((known.key_env, api_key), (known.base_url_env, base_url)):
+                        saved.setdefault(key, env.get(key))
+                        env[key] = value
+                    emulated.append(Emulated(provider, base_url, reason))
                 yield emulated
             except Exception as exc:
                 # Re-raised outside the task group, which would wrap it in a group.
@@ -296,11 +334,20 @@ async def offline_providers(
         if failure is not None:
             raise failure
     finally:
-        for key, value in saved.items():
-            if value is None:
+        for key, previous in saved.items():
+            if previous is None:
                 env.pop(key, None)
             else:
-                env[key] = value
+                env[key] = previous
+
+
+def _script_file(stack: AsyncExitStack, provider: str, script: Any) -> str:
+    # Emulator entry points take a script *file*: write the data to a temporary one that
+    # lives as long as the emulators.
+    directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="masquerade-"))
+    path = Path(directory) / f"{provider}-script.json"
+    path.write_text(json.dumps(script))
+    return str(path)
 
 
 async def _start_emulator(
@@ -326,9 +373,30 @@ async def _start_emulator(
                 f"the {provider} emulator does not take a --script", hint="leave out --script"
             )
         kwargs["script"] = script
-    tg.start_soon(lambda: serve(**kwargs), name=f"{provider} emulator")
-    with anyio.fail_after(20):
-        await listening.wait()
+    errors: list[Exception] = []
+
+    async def guarded() -> None:
+        try:
+            await serve(**kwargs)
+        except Exception as exc:  # reported by the waiter below, or logged mid-run
+            errors.append(exc)
+            listening.set()
+            logger.warning("the %s emulator stopped: %s", provider, exc)
+
+    tg.start_soon(guarded, name=f"{provider} emulator")
+    try:
+        with anyio.fail_after(20):
+            await listening.wait()
+    except TimeoutError:
+        raise PluginError(
+            f"the {provider} emulator did not start listening within 20s",
+            hint=f"try `masquerade emulate {provider}` to see why",
+        ) from None
+    if errors:
+        raise PluginError(
+            f"the {provider} emulator failed to start: {type(errors[0]).__name__}: {errors[0]}",
+            hint=f"try `masquerade emulate {provider}` to see why, or pass --online",
+        ) from errors[0]
     return urls[0]
 
 
@@ -338,7 +406,7 @@ async def run_graph(
     state: Any,
     *,
     view: ConsoleView | JsonView,
-    max_steps: int = 100,
+    max_steps: int | None = None,
     host: Any = None,
 ) -> Any:
     """Run ``graph`` showing every event on ``view``; return the final state.
@@ -394,22 +462,54 @@ def run(args: argparse.Namespace) -> int:
     graph.validate()
     # Check the initial state before starting emulators: a typo fails in milliseconds.
     graph.schema.coerce(state)
-    return anyio.run(_run, graph, label, module, state, args)
+    view = make_view(json_output=args.json)
+    with machine_readable_stdout(args.json):
+        return anyio.run(_run, graph, label, module, state, args, view)
+
+
+def make_view(*, json_output: bool) -> ConsoleView | JsonView:
+    """The live view for people, or JSON lines for machines (on the real stdout)."""
+    return JsonView(sys.stdout) if json_output else ConsoleView()
+
+
+@contextmanager
+def machine_readable_stdout(active: bool) -> Iterator[None]:
+    """With ``--json``, stdout carries JSON lines only: whatever the graph's own code
+    prints goes to stderr meanwhile (the JSON view keeps the real stdout)."""
+    if not active:
+        yield
+        return
+    with redirect_stdout(sys.stderr):
+        yield
 
 
 async def _run(
-    graph: Graph[Any], label: str, module: ModuleType, state: Any, args: argparse.Namespace
+    graph: Graph[Any],
+    label: str,
+    module: ModuleType,
+    state: Any,
+    args: argparse.Namespace,
+    view: ConsoleView | JsonView,
 ) -> int:
     from ..host import Host
 
-    view: ConsoleView | JsonView = JsonView() if args.json else ConsoleView()
     async with offline_providers(
-        graph.providers, force=args.offline, never=args.online, script=args.script
+        graph.providers,
+        force=args.offline,
+        never=args.online,
+        script=args.script,
+        scripts=getattr(module, "EMULATOR_SCRIPTS", None),
     ) as emulated:
         for item in emulated:
             if isinstance(view, JsonView):
-                view.emit({"type": "emulator", "provider": item.provider,
-                           "base_url": item.base_url, "reason": item.reason})
+                view.emit(
+                    {
+                        "type": "emulator",
+                        "provider": item.provider,
+                        "base_url": item.base_url,
+                        "reason": item.reason,
+                    }
+                )
             else:
                 view.line(item.describe())
         if isinstance(view, ConsoleView):
@@ -418,4 +518,8 @@ async def _run(
         # from the environment the emulators set.
         host = Host(plugins=[module] if implements_hooks(module) else [])
         final = await run_graph(graph, state, view=view, max_steps=args.max_steps, host=host)
-    return 0 if final is not None else 1
+    if final is None:
+        return 1
+    # The graph finished; a session that failed on the way still fails the command.
+    failed = [key for key, result in session_results(final).items() if result.outcome == "failed"]
+    return 1 if failed else 0

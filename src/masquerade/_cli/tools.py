@@ -142,7 +142,7 @@ def load_tools(target: str) -> list[Tool]:
         return [obj]
     if callable(obj) and not isinstance(obj, type):
         return [as_tool(obj)]
-    what = "a class" if isinstance(obj, type) else f"a {type(obj).__name__} value"
+    what = "a class" if isinstance(obj, type) else f"a value of type {type(obj).__name__}"
     raise ConfigurationError(
         f"{target} is {what}, not a tool or a function",
         hint="point at a function, ideally one decorated with @masquerade.tool",

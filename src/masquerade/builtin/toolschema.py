@@ -28,8 +28,8 @@ NumPy or Sphinx style, parsed by griffe; nested classes document their fields in
 
 from __future__ import annotations
 
-import copy
 import inspect
+import json
 import logging
 import math
 import re
@@ -380,8 +380,6 @@ def _inline(schema: dict[str, Any]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ Runway
 def _json_value(value: Any) -> str:
-    import json
-
     return json.dumps(value)
 
 
@@ -622,13 +620,22 @@ def timeout_seconds(timeout: float) -> float:
 
 
 # ------------------------------------------------------------------ the hook
+def copy_json(value: Any) -> Any:
+    """A deep copy of JSON data (dicts, lists, scalars); a few times faster than deepcopy."""
+    if isinstance(value, dict):
+        return {k: copy_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [copy_json(v) for v in value]
+    return value
+
+
 def openai_schema(tool: Tool) -> dict[str, Any]:
     """The OpenAI Realtime function tool: ``{type, name, description, parameters}``."""
     return {
         "type": "function",
         "name": tool.name,
         "description": tool.description,
-        "parameters": copy.deepcopy(tool._spec.parameters),
+        "parameters": copy_json(tool._spec.parameters),
     }
 
 
@@ -638,7 +645,7 @@ def runway_schema(tool: Tool) -> dict[str, Any]:
         "type": tool.kind,
         "name": tool.name,
         "description": tool.description,
-        "parameters": copy.deepcopy(tool._spec.runway_parameters),
+        "parameters": copy_json(tool._spec.runway_parameters),
     }
     if tool.kind == "backend_rpc":
         schema["timeoutSeconds"] = tool.timeout_seconds

@@ -199,7 +199,7 @@ class Tracing:
                 return
             trace_ = self._start(session)
         try:
-            if not trace_.ids_recorded and session.provider_session_id is not None:
+            if not trace_.ids_recorded and session.provider_session_id:
                 self._record_ids(trace_, session)
             handler = _HANDLERS.get(kind)
             if handler is not None:
@@ -217,7 +217,9 @@ class Tracing:
         except Exception:  # an SDK failure must never surface in the session
             logger.debug("ending the span of session %s failed", session.id, exc_info=True)
 
-    @hookimpl(wrapper=True)
+    # tryfirst: the outermost wrapper, so the span covers the whole chain (other plugins'
+    # auth, caching or retry wrappers included) and records the one answer the model gets.
+    @hookimpl(wrapper=True, tryfirst=True)
     def masquerade_tool_invoke(
         self, call: ToolCall, session: Session
     ) -> Generator[None, Awaitable[ToolResult] | None, Awaitable[ToolResult] | None]:
@@ -358,14 +360,11 @@ class Tracing:
             return  # its start was never seen: no reliable span (as the conventions ask)
         span, started = opened
         status = event.status or "completed"
-        span.set_attribute(sc.RESPONSE_STATUS, status)
-        span.set_attribute(sc.GEN_AI_RESPONSE_FINISH_REASONS, [event.reason or status])
-        error_type = None
-        if status == "failed":
-            error_type = event.reason or "failed"
-            span.set_attribute(sc.ERROR_TYPE, error_type)
-            span.set_status(Status(StatusCode.ERROR, error_type))
-        # "cancelled" (a barge-in) and "incomplete" are outcomes, not errors.
+        # One set_attributes call: each SDK call takes the span's lock.
+        attributes: dict[str, Any] = {
+            sc.RESPONSE_STATUS: status,
+            sc.GEN_AI_RESPONSE_FINISH_REASONS: [event.reason or status],
+        }
         attrs = dict(trace_.metric_attrs)
         attrs[sc.GEN_AI_OPERATION_NAME] = sc.OP_REALTIME_INFERENCE
         usage = event.usage or {}
@@ -375,10 +374,14 @@ class Tracing:
         ):
             count = _int(usage.get(key))
             if count is not None:
-                span.set_attribute(attribute, count)
+                attributes[attribute] = count
                 self._token_usage.record(count, {**attrs, sc.GEN_AI_TOKEN_TYPE: token_type})
-        if error_type is not None:
-            attrs[sc.ERROR_TYPE] = error_type
+        if status == "failed":
+            error_type = event.reason or "failed"
+            attributes[sc.ERROR_TYPE] = attrs[sc.ERROR_TYPE] = error_type
+            span.set_status(Status(StatusCode.ERROR, error_type))
+        # "cancelled" (a barge-in) and "incomplete" are outcomes, not errors.
+        span.set_attributes(attributes)
         self._operation_duration.record(time.monotonic() - started, attrs)
         span.end()
 
@@ -394,7 +397,8 @@ class Tracing:
             span.set_attribute(sc.GEN_AI_OUTPUT_MESSAGES, _text_messages("assistant", [text]))
 
     def _on_speech(self, trace_: _SessionTrace, event: Any) -> None:
-        name = sc.EVENT_SPEECH_STARTED if event.type == "speech.started" else sc.EVENT_SPEECH_STOPPED
+        started = event.type == "speech.started"
+        name = sc.EVENT_SPEECH_STARTED if started else sc.EVENT_SPEECH_STOPPED
         attributes = {"audio_ms": event.audio_ms} if event.audio_ms is not None else None
         trace_.span.add_event(name, attributes)
 
@@ -420,7 +424,7 @@ class Tracing:
             opened.set_attribute(sc.GEN_AI_RESPONSE_FINISH_REASONS, [sc.END_REASON_SESSION_CLOSED])
             opened.end()
         trace_.responses.clear()
-        if not trace_.ids_recorded and session.provider_session_id is not None:
+        if not trace_.ids_recorded and session.provider_session_id:
             self._record_ids(trace_, session)
         span.set_attribute(sc.SESSION_OUTCOME, result.outcome)
         span.set_attribute(sc.SESSION_END_REASON, result.reason)

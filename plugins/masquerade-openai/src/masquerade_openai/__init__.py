@@ -27,7 +27,7 @@ from ._calls import RealtimeCalls
 from ._conversation import ConversationItem, RealtimeConversation
 from ._options import RealtimeOptions, RenewalPolicy
 from ._provider import OpenAIRealtimeProvider
-from ._session import OpenAIRealtimeSession, realtime
+from ._session import OpenAIRealtimeSession, realtime, wait_realtime
 from ._webhooks import (
     WebhookEvent,
     WebhookVerificationError,
@@ -40,6 +40,7 @@ __all__ = [
     "OpenAIRealtimeProvider",
     "OpenAIRealtimeSession",
     "realtime",
+    "wait_realtime",
     "RealtimeOptions",
     "RenewalPolicy",
     "RealtimeConversation",

@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+
 from masquerade import ConfigurationError, ProviderError, redact, register_secret
 
 from ._options import DEFAULT_BASE_URL

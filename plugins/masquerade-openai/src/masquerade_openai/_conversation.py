@@ -52,8 +52,8 @@ class ConversationItem:
     """
 
     __slots__ = (
-        "_audio_chunks",
         "_audio_cache",
+        "_audio_chunks",
         "arguments",
         "audio_chars",
         "call_id",

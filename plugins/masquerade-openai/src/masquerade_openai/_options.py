@@ -18,8 +18,9 @@ import os
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from masquerade import ConfigurationError, register_secret
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from masquerade import ConfigurationError, register_secret
 
 __all__ = [
     "RealtimeOptions",
@@ -148,7 +149,9 @@ class RealtimeOptions(BaseModel):
     call_id: str | None = None
     instructions: str | None = None
     voice: str | dict[str, Any] | None = "alloy"
-    output_modalities: list[Literal["audio", "text"]] = Field(default_factory=lambda: ["audio"])
+    output_modalities: list[Literal["audio", "text"]] = Field(
+        default_factory=lambda: ["audio"]  # type: ignore[arg-type]
+    )
     input_audio_format: str | dict[str, Any] | None = None
     output_audio_format: str | dict[str, Any] | None = None
     turn_detection: str | dict[str, Any] | None = "server_vad"

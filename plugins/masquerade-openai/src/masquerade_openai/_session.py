@@ -30,6 +30,8 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
+
 from masquerade import ConfigurationError, ProviderError, SessionClosed, redact
 from masquerade.events import (
     AudioDelta,
@@ -62,7 +64,7 @@ if TYPE_CHECKING:
 
     from ._calls import RealtimeCalls
 
-__all__ = ["OpenAIRealtimeSession", "realtime", "MAX_APPEND_BYTES"]
+__all__ = ["OpenAIRealtimeSession", "realtime", "wait_realtime", "MAX_APPEND_BYTES"]
 
 logger = logging.getLogger("masquerade_openai")
 
@@ -117,6 +119,34 @@ def realtime(session: Session) -> OpenAIRealtimeSession:
     return found
 
 
+async def wait_realtime(session: Session, timeout: float | None = 30.0) -> OpenAIRealtimeSession:
+    """Wait until the session is ready, then return :func:`realtime` of it.
+
+    Use it right after ``host.session(...)``, which returns before the session is
+    connected::
+
+        async with host.session(request) as session:
+            rt = await masquerade_openai.wait_realtime(session)
+            await rt.send_text("hello")
+
+    Raises :class:`~masquerade.SessionClosed` when the session ends before it is ready
+    (with the failure), and :class:`TimeoutError` after ``timeout`` seconds.
+    """
+    with anyio.fail_after(timeout):
+        async with session.events() as stream:
+            async for event in stream:
+                if event.type == "ready":
+                    return realtime(session)
+                if event.type == "ended":
+                    break
+    failure = session.result.failure if session.result is not None else None
+    raise SessionClosed(
+        f"session {session.id} ended before it was ready"
+        + (f": {failure}" if failure else ""),
+        hint="see session.result for the failure",
+    )
+
+
 def _event_id() -> str:
     return f"evt_msq_{uuid.uuid4().hex[:20]}"
 
@@ -126,6 +156,7 @@ def _item_id() -> str:
 
 
 _AUTO: dict[str, Any] = {}  # marker in the response queue: the follow-up after tool outputs
+_YIELD: dict[str, Any] = {}  # marker in the outbox: yield once so a spawned tool starts
 
 
 class OpenAIRealtimeSession:
@@ -188,6 +219,7 @@ class OpenAIRealtimeSession:
         self._active_response: str | None = None
         self._create_pending: str | None = None
         self._last_create: dict[str, Any] | None = None
+        self._last_create_id: str | None = None
         self._create_queue: deque[dict[str, Any]] = deque()
         self._tools_running = 0
         self._tool_calls: set[str] = set()
@@ -335,10 +367,12 @@ class OpenAIRealtimeSession:
                     self.session_config = session
                 return early
             elif kind == "error":
-                error = data.get("error") if isinstance(data.get("error"), dict) else {}
+                found = data.get("error")
+                error: dict[str, Any] = found if isinstance(found, dict) else {}
+                what = ("rejected the session configuration" if update_id is not None
+                        else "refused the session")
                 raise ProviderError(
-                    "the Realtime server rejected the session configuration: "
-                    f"{error.get('message') or 'no message'}",
+                    f"the Realtime server {what}: {error.get('message') or 'no message'}",
                     provider=self.provider,
                     code=error.get("code") or error.get("type"),
                     hint=_hint_for(error.get("code"), error.get("param")),
@@ -423,11 +457,10 @@ class OpenAIRealtimeSession:
         self._closing = True
         self._ended_reason = reason
         if self.call_id and self.options.hangup_on_end and self._calls is not None:
-            if reason not in ("remote_hangup",):
-                try:
-                    await self._calls.hangup(self.call_id)
-                except ProviderError as exc:
-                    logger.warning("hanging up call %s failed: %s", self.call_id, exc)
+            try:  # a call the caller already ended answers 404: hangup returns False
+                await self._calls.hangup(self.call_id)
+            except ProviderError as exc:
+                logger.warning("hanging up call %s failed: %s", self.call_id, exc)
         ws = self._ws
         if ws is not None:
             await self._close_quietly(ws)
@@ -601,6 +634,11 @@ class OpenAIRealtimeSession:
             outbox = self._outbox
             while outbox:
                 event = outbox.pop(0)
+                if event is _YIELD:
+                    # A tool call was just spawned: let it start now, so its output goes
+                    # out while the rest of the response is still arriving.
+                    await anyio.lowlevel.checkpoint()
+                    continue
                 try:
                     await self._send(event)
                 except ConnectionClosed:
@@ -758,18 +796,24 @@ class OpenAIRealtimeSession:
         code = error.get("code")
         message = str(error.get("message") or "the Realtime server reported an error")
         event_id = error.get("event_id")
+        sent_id = self._last_create_id
         if code == "conversation_already_has_active_response":
-            if self._create_pending is not None and event_id in (None, self._create_pending):
+            if sent_id is not None and event_id in (None, sent_id):
                 # Our response.create raced a response we had not seen start (server VAD):
-                # keep the request and send it after that response's response.done.
+                # keep the request and send it after that response's response.done. (A
+                # response.created may have arrived meanwhile and been taken for ours.)
+                self._last_create_id = None
                 self._create_queue.appendleft(
                     self._last_create if self._last_create is not None else {}
                 )
-                self._create_pending = None
+                if self._create_pending == sent_id:
+                    self._create_pending = None
                 if self._active_response is None:
                     self._active_response = "(unseen)"
-        elif self._create_pending is not None and event_id == self._create_pending:
-            self._create_pending = None  # that request was refused for good
+        elif sent_id is not None and event_id == sent_id:
+            self._last_create_id = None  # that request was refused for good
+            if self._create_pending == sent_id:
+                self._create_pending = None
             self._pump()
         expired = code == "session_expired" or "maximum duration" in message
         if expired:
@@ -840,7 +884,8 @@ class OpenAIRealtimeSession:
                                      "text": transcript, "turn": item_id}))
 
     def _on_transcription_failed(self, data: dict[str, Any]) -> None:
-        error = data.get("error") if isinstance(data.get("error"), dict) else {}
+        found = data.get("error")
+        error: dict[str, Any] = found if isinstance(found, dict) else {}
         self._emit(
             ErrorEvent(
                 code="transcription_failed",
@@ -1051,6 +1096,8 @@ class OpenAIRealtimeSession:
             session.spawn(self._run_tool, call_id, name, arguments, name=f"openai tool {name}")
         except SessionClosed:  # the session is ending: the call gets no answer to send
             self._tools_running -= 1
+            return
+        self._outbox.append(_YIELD)
 
     async def _run_tool(self, call_id: str, name: str, arguments: dict[str, Any] | str) -> None:
         session = self._session
@@ -1091,6 +1138,7 @@ class OpenAIRealtimeSession:
         queue.popleft()
         event_id = _event_id()
         self._create_pending = event_id
+        self._last_create_id = event_id
         self._last_create = head
         event: dict[str, Any] = {"type": "response.create", "event_id": event_id}
         if head:
@@ -1227,7 +1275,9 @@ class OpenAIRealtimeSession:
                 await anyio.sleep(wait)
                 continue
             with anyio.move_on_after(policy.idle_grace):
-                while self._mid_turn() or self._reconnecting or self._playing():
+                # Idleness depends on many state changes (responses, tools, playback
+                # time): polling it every 50 ms is simpler than signalling each one.
+                while self._mid_turn() or self._reconnecting or self._playing():  # noqa: ASYNC110
                     await anyio.sleep(0.05)
             if self._closing:
                 return

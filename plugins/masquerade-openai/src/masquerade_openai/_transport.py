@@ -18,8 +18,9 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 import sniffio
-from masquerade import ProviderError, redact
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from masquerade import ProviderError, redact
 
 __all__ = [
     "WebSocket",
@@ -118,7 +119,7 @@ async def open_websocket(
             return await _open_trio(url, kwargs)
         from websockets.asyncio.client import connect
 
-        return await connect(url, **kwargs)  # type: ignore[no-any-return]
+        return await connect(url, **kwargs)
     except InvalidStatus as exc:
         raise _status_error(exc, where, provider) from None
     except InvalidHandshake as exc:
@@ -219,7 +220,7 @@ async def _open_trio(url: str, kwargs: dict[str, Any]) -> WebSocket:
                     done.set()
                     return
                 if abandoned:  # the caller was cancelled while we connected
-                    nursery.start_soon(connection.close)
+                    await connection.aclose()
                     return
                 outcome.append(connection)
                 done.set()
@@ -235,12 +236,35 @@ async def _open_trio(url: str, kwargs: dict[str, Any]) -> WebSocket:
         abandoned = True
         if outcome and not isinstance(outcome[0], Exception):
             with trio.CancelScope(shield=True):
-                await outcome[0].close()
+                await outcome[0].aclose()
         raise
     result = outcome[0]
     if isinstance(result, Exception):
         raise result
-    return result  # type: ignore[no-any-return]
+    return _TrioSocket(result)
+
+
+class _TrioSocket:
+    """websockets.trio names its closing method ``aclose``; give it the common surface.
+
+    ``recv`` and ``send`` are the connection's own bound methods (no extra call layer).
+    """
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+        self.recv = connection.recv
+        self.send = connection.send
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        await self._connection.aclose(code, reason)
+
+    @property
+    def close_code(self) -> int | None:
+        return self._connection.close_code  # type: ignore[no-any-return]
+
+    @property
+    def close_reason(self) -> str | None:
+        return self._connection.close_reason  # type: ignore[no-any-return]
 
 
 def where_of(url: str) -> str:

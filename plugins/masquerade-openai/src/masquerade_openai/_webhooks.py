@@ -32,8 +32,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from masquerade import MasqueradeError, register_secret
 from pydantic import BaseModel, ConfigDict, Field
+
+from masquerade import MasqueradeError, register_secret
 
 __all__ = [
     "WebhookEvent",

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
 from email.utils import parsedate_to_datetime
@@ -33,6 +34,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import anyio
+import certifi
 import httpx
 from pydantic import BaseModel, ValidationError
 
@@ -69,6 +71,17 @@ _BEFORE_SEND = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
+_ssl_context: ssl.SSLContext | None = None
+
+
+def _shared_ssl_context() -> ssl.SSLContext:
+    # Loading the CA bundle takes a few hundred milliseconds: do it once per process,
+    # not once per connection pool.
+    global _ssl_context
+    if _ssl_context is None:
+        _ssl_context = ssl.create_default_context(cafile=certifi.where())
+    return _ssl_context
+
 
 class RunwayClient:
     """Runway's REST API: realtime sessions, avatar conversations, avatars.
@@ -80,6 +93,9 @@ class RunwayClient:
         max_retries: retries of a failed request (not counting the first try).
         timeout: seconds for a whole request; ``connect_timeout`` for connecting.
         retry_base, retry_max: the backoff's first delay and its cap, in seconds.
+        max_concurrency: requests in flight at once; more wait their turn (also the size
+            of the connection pool). Waiting on a semaphore stays cheap with thousands of
+            sessions, where a long queue inside the connection pool does not.
         transport: an httpx transport (for tests and proxies).
 
     Raises :class:`~masquerade.ConfigurationError` when there is no API key.
@@ -95,6 +111,7 @@ class RunwayClient:
         connect_timeout: float = 5.0,
         retry_base: float = 0.5,
         retry_max: float = 8.0,
+        max_concurrency: int = 32,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
@@ -117,7 +134,9 @@ class RunwayClient:
         self.retry_max = retry_max
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
         self._transport = transport
+        self.max_concurrency = max_concurrency
         self._http: httpx.AsyncClient | None = None
+        self._gate: anyio.Semaphore | None = None
         #: Requests sent (including retries), for tests and benchmarks.
         self.requests_sent = 0
 
@@ -128,11 +147,16 @@ class RunwayClient:
     def _client(self) -> httpx.AsyncClient:
         # Created on first use, so that constructing a client binds it to no event loop.
         if self._http is None:
+            self._gate = anyio.Semaphore(self.max_concurrency)
             self._http = httpx.AsyncClient(
                 base_url=self.base_url,
                 timeout=self._timeout,
-                limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+                limits=httpx.Limits(
+                    max_connections=self.max_concurrency,
+                    max_keepalive_connections=self.max_concurrency,
+                ),
                 transport=self._transport,
+                verify=_shared_ssl_context(),
                 headers={"User-Agent": "masquerade-runway"},
             )
         return self._http
@@ -186,10 +210,13 @@ class RunwayClient:
             delay: float | None = None
             self.requests_sent += 1
             started = time.perf_counter()
+            http = self._client()
+            assert self._gate is not None
             try:
-                response = await self._client().request(
-                    method, path, json=json, params=query or None, headers=headers
-                )
+                async with self._gate:
+                    response = await http.request(
+                        method, path, json=json, params=query or None, headers=headers
+                    )
             except _BEFORE_SEND as exc:
                 error: RunwayError = RunwayConnectionError(
                     f"could not connect to Runway at {self.base_url} for {method} {path}: "

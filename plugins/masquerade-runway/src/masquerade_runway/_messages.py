@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from masquerade.events import (
     BaseEvent,
     ClientEvent,
     ErrorEvent,
     ProviderEvent,
+    Role,
     TranscriptDelta,
     TranscriptDone,
 )
@@ -35,10 +36,10 @@ class TranscriptAccumulator:
     def __init__(self, emit: Callable[[BaseEvent], object]) -> None:
         self._emit = emit
         # role -> (turn, pieces) of the turn in progress
-        self._open: dict[str, tuple[int, list[str]]] = {}
-        self._last_done: dict[str, int] = {}
+        self._open: dict[Role, tuple[int, list[str]]] = {}
+        self._last_done: dict[Role, int] = {}
 
-    def add(self, role: str, turn: int, text: str) -> None:
+    def add(self, role: Role, turn: int, text: str) -> None:
         current = self._open.get(role)
         if current is not None and turn > current[0]:
             self._close(role)
@@ -46,19 +47,19 @@ class TranscriptAccumulator:
         if current is None:
             if turn <= self._last_done.get(role, -1):
                 # A late delta of a turn already reported final: show it, keep the turn closed.
-                self._emit(TranscriptDelta(role=role, text=text, turn=turn))  # type: ignore[arg-type]
+                self._emit(TranscriptDelta(role=role, text=text, turn=turn))
                 return
             current = self._open[role] = (turn, [])
         elif turn < current[0]:
-            self._emit(TranscriptDelta(role=role, text=text, turn=turn))  # type: ignore[arg-type]
+            self._emit(TranscriptDelta(role=role, text=text, turn=turn))
             return
         current[1].append(text)
-        self._emit(TranscriptDelta(role=role, text=text, turn=turn))  # type: ignore[arg-type]
+        self._emit(TranscriptDelta(role=role, text=text, turn=turn))
 
-    def _close(self, role: str) -> None:
+    def _close(self, role: Role) -> None:
         turn, pieces = self._open.pop(role)
         self._last_done[role] = turn
-        self._emit(TranscriptDone(role=role, text="".join(pieces), turn=turn))  # type: ignore[arg-type]
+        self._emit(TranscriptDone(role=role, text="".join(pieces), turn=turn))
 
     def flush(self) -> None:
         """Report every open turn as final (the call is over)."""
@@ -109,7 +110,7 @@ class MessageTranslator:
                     sender,
                 )
                 return
-            self.transcripts.add(role, turn, text)
+            self.transcripts.add(cast(Role, role), turn, text)
         elif kind == "client_event":
             name, args = message.get("tool"), message.get("args", {})
             if args is None:

@@ -250,17 +250,16 @@ class EmulatorRoom:
         ws = self._ws
         if ws is None:
             return
-        try:
-            async with anyio.create_task_group() as tg:
-                while True:
-                    try:
-                        raw = await ws.recv()
-                    except WebSocketError:
-                        break
-                    self._dispatch(raw, tg)
-                tg.cancel_scope.cancel()
-        finally:
+        # Cancelling this only stops reading: the room stays joined until disconnect().
+        async with anyio.create_task_group() as tg:
+            while True:
+                try:
+                    raw = await ws.recv()
+                except WebSocketError:
+                    break
+                self._dispatch(raw, tg)
             self._closed.set()
+            tg.cancel_scope.cancel()
 
     def _dispatch(self, raw: str | bytes, tg: anyio.abc.TaskGroup) -> None:
         try:

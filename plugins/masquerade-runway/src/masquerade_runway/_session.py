@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import anyio
 from pydantic import SecretStr
@@ -29,7 +29,8 @@ from masquerade import (
     TranscriptTurn,
     register_secret,
 )
-from masquerade.events import ErrorEvent, ToolCall, ToolResult
+from masquerade.events import ErrorEvent, Role, ToolCall, ToolResult
+from masquerade.provider import ProvisioningState
 
 from ._client import RunwayClient
 from ._errors import RunwayError, RunwayNotFound, RunwayProtocolError
@@ -51,7 +52,7 @@ END_CALL = b'{"type":"END_CALL"}'
 #: Only participants whose identity starts with this may call backend tools.
 WORKER_PREFIX = "worker:"
 
-_STATES: Mapping[str, Literal["not_ready", "ready", "running", "completed", "failed", "cancelled"]] = {
+_STATES: Mapping[str, ProvisioningState] = {
     "NOT_READY": "not_ready",
     "READY": "ready",
     "RUNNING": "running",
@@ -262,7 +263,7 @@ class RunwaySession:
         try:
             await room.wait_closed()
         finally:
-            translator.flush()
+            translator.transcripts.flush()
 
     async def _follow_status(self) -> None:
         # Without a backend participant, the call is over when Runway says so.
@@ -321,12 +322,11 @@ class RunwaySession:
                 self.id,
                 self.provider.end_grace,
             )
-        elif room is not None:
-            # The room closed by itself (the user hung up, or the session hit its limit):
-            # give Runway a moment to record the end before deciding to cancel.
-            if await self._wait_terminal(min(1.0, self.provider.end_grace)):
-                self.ended_with = "none"
-                return
+        elif room is not None and await self._wait_terminal(min(1.0, self.provider.end_grace)):
+            # The room closed by itself (the user hung up, or the session hit its limit)
+            # and Runway recorded the end: nothing to cancel.
+            self.ended_with = "none"
+            return
         if await self._known_terminal(refresh=True):
             self.ended_with = self.ended_with or "none"
             return
@@ -363,7 +363,7 @@ class RunwaySession:
             return outcome
         transcript = [
             TranscriptTurn(
-                role=turn.role if turn.role in ("user", "assistant") else "system",  # type: ignore[arg-type]
+                role=cast(Role, turn.role if turn.role in ("user", "assistant") else "system"),
                 text=turn.content,
                 timestamp=turn.timestamp,
                 tool_calls=turn.tool_calls,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ssl
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import anyio
 import anyio.abc
@@ -89,7 +89,9 @@ class WebSocket:
             try:
                 data = await self._stream.receive()
             except (anyio.EndOfStream, anyio.BrokenResourceError):
-                raise WebSocketError("the server closed the connection during the handshake")
+                raise WebSocketError(
+                    "the server closed the connection during the handshake"
+                ) from None
             protocol.receive_data(data)
             events = protocol.events_received()
             if events:
@@ -119,15 +121,15 @@ class WebSocket:
                     except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
                         pass
 
-    def _handle(self, events: list[object]) -> None:
+    def _handle(self, events: Sequence[object]) -> None:
         for event in events:
             if not isinstance(event, Frame):
                 continue
             if event.opcode in (Opcode.TEXT, Opcode.BINARY):
                 self._fragment_text = event.opcode is Opcode.TEXT
-                self._fragments = [event.data]
+                self._fragments = [bytes(event.data)]
             elif event.opcode is Opcode.CONT:
-                self._fragments.append(event.data)
+                self._fragments.append(bytes(event.data))
             else:
                 continue
             if event.fin:
@@ -156,6 +158,14 @@ class WebSocket:
         while not self._messages:
             if self._closed:
                 raise self._closed_error()
+            if self._protocol.close_rcvd is not None or self._protocol.state is State.CLOSED:
+                # The close frame may have come with earlier data (even the handshake).
+                try:
+                    await self._flush()
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                    pass
+                await self._close_stream()
+                continue
             try:
                 data = await self._stream.receive()
             except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
@@ -167,8 +177,6 @@ class WebSocket:
             try:
                 await self._flush()
             except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                await self._close_stream()
-            if self._protocol.state is State.CLOSED or self._protocol.close_rcvd is not None:
                 await self._close_stream()
         return self._messages.popleft()
 

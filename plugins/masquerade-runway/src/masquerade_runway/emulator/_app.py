@@ -100,11 +100,11 @@ def build_app(emulator: Emulator) -> ASGIApp:
         avatar = body.avatar
         if avatar.type == "custom":
             with emulator.lock:
-                known = emulator.avatars.get(avatar.avatarId)  # type: ignore[union-attr]
+                known = emulator.avatars.get(avatar.avatarId)
             if known is None:
-                return _error(400, f"Avatar {avatar.avatarId} not found")  # type: ignore[union-attr]
+                return _error(400, f"Avatar {avatar.avatarId} not found")
             if known["status"] != "READY":
-                return _error(400, f"Avatar {avatar.avatarId} is not ready")  # type: ignore[union-attr]
+                return _error(400, f"Avatar {avatar.avatarId} is not ready")
         session = emulator.create_session(body.model_dump(exclude_none=True))
         return JSONResponse({"id": session.id})
 
@@ -245,32 +245,34 @@ class _Faults:
             await self.app(scope, receive, send)
             return
         method, path = scope["method"], scope["path"]
-        status_box = [0]
+        entry = self.emulator.record(method, path)
+        fault = self.emulator.take_fault(method, path)
 
         async def recording_send(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status_box[0] = message["status"]
+                if fault is not None and fault.delay and fault.status is None:
+                    # A slow answer: the request was handled, the response is late.
+                    await asyncio.sleep(fault.delay)
+                entry.status = message["status"]
             await send(message)
 
-        fault = self.emulator.take_fault(method, path)
         try:
-            if fault is not None:
+            if fault is not None and fault.status is not None:
                 if fault.delay:
                     await asyncio.sleep(fault.delay)
-                if fault.status is not None:
-                    headers: dict[str, str] = {}
-                    if fault.retry_after is not None:
-                        headers["retry-after-ms"] = str(int(fault.retry_after * 1000))
-                        headers["retry-after"] = str(max(0, round(fault.retry_after)))
-                    message = fault.error or _DEFAULT_FAULT_MESSAGES.get(
-                        fault.status, "Injected fault"
-                    )
-                    response = _error(fault.status, message, headers)
-                    await response(scope, receive, recording_send)
-                    return
+                headers: dict[str, str] = {}
+                if fault.retry_after is not None:
+                    headers["retry-after-ms"] = str(int(fault.retry_after * 1000))
+                    headers["retry-after"] = str(max(0, round(fault.retry_after)))
+                message = fault.error or _DEFAULT_FAULT_MESSAGES.get(
+                    fault.status, "Injected fault"
+                )
+                response = _error(fault.status, message, headers)
+                await response(scope, receive, recording_send)
+                return
             await self.app(scope, receive, recording_send)
-        finally:
-            self.emulator.record(method, path, status_box[0])
+        except OSError:
+            pass  # the client went away while we were slow
 
 
 _DEFAULT_FAULT_MESSAGES = {

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -82,9 +82,10 @@ class Fault:
         return self.path is None or re.search(self.path, path) is not None
 
 
-@dataclass(frozen=True)
+@dataclass
 class RecordedRequest:
-    """One HTTP request the emulator received, with the status it answered."""
+    """One HTTP request the emulator received, with the status it answered (0 until the
+    answer starts, or when the client went away first)."""
 
     method: str
     path: str
@@ -205,9 +206,11 @@ class Emulator:
                     return fault
         return None
 
-    def record(self, method: str, path: str, status: int) -> None:
+    def record(self, method: str, path: str) -> RecordedRequest:
+        entry = RecordedRequest(method, path, 0, time.monotonic())
         with self.lock:
-            self.requests.append(RecordedRequest(method, path, status, time.monotonic()))
+            self.requests.append(entry)
+        return entry
 
     def next_plan(self) -> SessionPlan:
         with self.lock:
@@ -364,7 +367,7 @@ class Emulator:
 
     def conversation_summary(self, session: EmulatedSession) -> dict[str, Any]:
         full = self.conversation(session)
-        summary = {
+        summary: dict[str, Any] = {
             k: full[k] for k in ("id", "name", "status", "createdAt", "avatar") if k in full
         }
         summary["hasTools"] = bool(session.tools)
@@ -592,7 +595,8 @@ class Room:
             await self._call_tool(step)
         elif isinstance(step, SendClientEvent):
             call_id = f"call_{uuid.uuid4().hex[:12]}"
-            await self.say_data({"type": "client_event", "tool": step.client_event, "args": step.args})
+            event = {"type": "client_event", "tool": step.client_event, "args": step.args}
+            await self.say_data(event)
             if step.ack:
                 await self.say_data(
                     {"type": "client_event", "tool": step.client_event,
@@ -661,11 +665,11 @@ class Room:
             step.tool,
             payload,
             caller=step.caller or self.worker,
-            timeout=self.session.tool_timeout(step.tool),
+            timeout=step.timeout or self.session.tool_timeout(step.tool),
         )
         duration_ms = round((time.perf_counter() - started) * 1000, 3)
         result: dict[str, Any] = {"id": call_id, "name": step.tool, "durationMs": duration_ms}
-        if "error" in reply and reply["error"]:
+        if reply.get("error"):
             result["result"] = None
             result["error"] = str(reply["error"].get("message"))
         else:

@@ -23,7 +23,8 @@ step                                                     what the worker does
                                                          transcript. ``"bare": true`` sends the
                                                          arguments unwrapped, ``"payload": s``
                                                          sends ``s`` verbatim, ``"caller": i``
-                                                         calls as identity ``i``
+                                                         calls as identity ``i``,
+                                                         ``"timeout": s`` waits ``s`` seconds
 ``{"client_event": name, "args": {...}}``                a ``client_event`` data message (then
                                                          its acknowledgement, unless
                                                          ``"ack": false``)
@@ -80,6 +81,7 @@ class CallTool(_Step):
     bare: bool = False
     payload: str | None = None
     caller: str | None = None
+    timeout: float | None = Field(default=None, gt=0)
 
 
 class SendClientEvent(_Step):

@@ -19,7 +19,7 @@ import uvicorn
 
 from ._app import build_app
 from ._core import TERMINAL, Emulator, Fault, RecordedRequest
-from ._script import SessionPlan, Step, load_script
+from ._script import SessionPlan, Step, load_script, parse_script
 
 if TYPE_CHECKING:
     from .._provider import RunwayProvider
@@ -118,7 +118,9 @@ class RunwayEmulator:
         """Start serving (blocks until the server listens). Prefer ``with``/``async with``."""
         if self._thread is not None:
             return self
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets created with it,
+        # and without it every small answer waits for a delayed ACK (about 40 ms).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         sock.listen(2048)
@@ -164,7 +166,7 @@ class RunwayEmulator:
         )
         server = self._server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve(sockets=[sock]))
-        while not server.started and not task.done():
+        while not server.started and not task.done():  # noqa: ASYNC110 (uvicorn has no event)
             await asyncio.sleep(0.002)
         self._ready.set()
         await task
@@ -219,8 +221,11 @@ class RunwayEmulator:
         """Make the next created session follow ``plan`` (or the default plan with
         ``fields`` changed); call it several times to queue plans."""
         if plan is None:
-            plan = self.core.plan.model_copy(update=fields)
-            plan = SessionPlan.model_validate(plan.model_dump())
+            data = {name: getattr(self.core.plan, name) for name in SessionPlan.model_fields}
+            data.update(fields)
+            if fields.get("script") is not None:
+                data["script"] = parse_script(fields["script"])
+            plan = SessionPlan.model_validate(data)
         with self.core.lock:
             self.core.plans.append(plan)
         return plan

@@ -29,7 +29,8 @@ class PresetAvatar(_Strict):
     def _known(cls, value: str) -> str:
         if value not in PRESET_AVATARS:
             raise ValueError(
-                "Invalid option: expected one of " + "|".join(f'"{p}"' for p in sorted(PRESET_AVATARS))
+                "Invalid option: expected one of "
+                + "|".join(f'"{p}"' for p in sorted(PRESET_AVATARS))
             )
         return value
 

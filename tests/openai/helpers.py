@@ -1,0 +1,104 @@
+"""Small helpers shared by the OpenAI tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+
+from masquerade import Session, tool
+from masquerade.events import BaseEvent
+
+
+async def collect(
+    session: Session,
+    until: Callable[[list[BaseEvent]], bool],
+    *,
+    timeout: float = 5.0,
+) -> list[BaseEvent]:
+    """Read the session's events (from the start) until ``until(events)`` holds."""
+    events: list[BaseEvent] = []
+    with anyio.fail_after(timeout):
+        async with session.events() as stream:
+            async for event in stream:
+                events.append(event)
+                if until(events):
+                    return events
+    return events
+
+
+def count(kind: str, n: int = 1, **fields: Any) -> Callable[[list[BaseEvent]], bool]:
+    """A predicate: at least ``n`` events of type ``kind`` (with those field values)."""
+
+    def check(events: list[BaseEvent]) -> bool:
+        found = [
+            e for e in events
+            if e.type == kind and all(getattr(e, k, None) == v for k, v in fields.items())
+        ]
+        return len(found) >= n
+
+    return check
+
+
+def of(events: list[BaseEvent], kind: str) -> list[Any]:
+    return [e for e in events if e.type == kind]
+
+
+@tool
+async def lookup_order(order_id: str) -> dict[str, str]:
+    """Look up an order by its number.
+
+    Args:
+        order_id: The order number.
+    """
+    return {"order_id": order_id, "status": "shipped"}
+
+
+@tool
+async def slow_lookup(order_id: str) -> str:
+    """A lookup that takes a while (audio must keep flowing meanwhile).
+
+    Args:
+        order_id: The order number.
+    """
+    await anyio.sleep(0.3)
+    return f"order {order_id} is late"
+
+
+WebhookHandler = Callable[[bytes, dict[str, str]], Any]
+
+
+async def serve_webhooks(handler: WebhookHandler, *, task_status: Any) -> None:
+    """A minimal HTTP server on a free loopback port, for webhook deliveries.
+
+    Runs until cancelled; reports its URL through ``task_status`` (``tg.start``). Each
+    POST body and its headers go to ``await handler(body, headers)``, which returns the
+    status code to answer.
+    """
+    from anyio.abc import SocketStream
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+
+    async def serve(stream: SocketStream) -> None:
+        async with stream:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += await stream.receive()
+            head, _, body = data.partition(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            headers = {}
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+            length = int(headers.get("content-length", "0"))
+            while len(body) < length:
+                body += await stream.receive()
+            status = await handler(body, headers)
+            await stream.send(
+                f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
+            )
+
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)  # type: ignore[attr-defined]
+    task_status.started(f"http://127.0.0.1:{port}/openai/webhook")
+    await listener.serve(serve)
