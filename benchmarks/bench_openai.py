@@ -42,9 +42,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 KEY = "emu_bench_key_0123456789abcdef"
-Round = Callable[[str], Awaitable[tuple[int, float]]]
+Round = Callable[[str], Awaitable[tuple[int, float, float]]]
 
 
 def start_emulator() -> tuple[subprocess.Popen[str], str]:
@@ -74,8 +75,9 @@ async def open_raw(ws_url: str) -> tuple[Round, Callable[[], Awaitable[None]]]:
                        compression=None, max_size=16 * 2**20)
     json.loads(await ws.recv())
 
-    async def one(prompt: str) -> tuple[int, float]:
+    async def one(prompt: str) -> tuple[int, float, float]:
         loads, recv = json.loads, ws.recv
+        cpu = time.process_time()
         started = time.perf_counter()
         await ws.send(json.dumps(user_message(prompt)))
         await ws.send('{"type":"response.create"}')
@@ -84,7 +86,7 @@ async def open_raw(ws_url: str) -> tuple[Round, Callable[[], Awaitable[None]]]:
             data = loads(await recv())
             frames += 1
             if data["type"] == "response.done":
-                return frames, time.perf_counter() - started
+                return frames, time.perf_counter() - started, time.process_time() - cpu
 
     return one, ws.close
 
@@ -120,12 +122,15 @@ async def open_masquerade(
         group.start_soon(consume)
         stack.callback(group.cancel_scope.cancel)
 
-    async def one(prompt: str) -> tuple[int, float]:
+    async def one(prompt: str) -> tuple[int, float, float]:
         waiter[0] = anyio.Event()
+        cpu = time.process_time()
         started = time.perf_counter()
         await rt.send_text(prompt)
         await waiter[0].wait()
-        return 0, time.perf_counter() - started
+        if subscriber:
+            await anyio.lowlevel.checkpoint()  # let the subscriber drain what arrived
+        return 0, time.perf_counter() - started, time.process_time() - cpu
 
     async def close() -> None:
         session.end()
@@ -141,7 +146,8 @@ async def open_sdk(base_url: str) -> tuple[Round, Callable[[], Awaitable[None]]]
     conn = await manager.enter()
     await conn.recv()
 
-    async def one(prompt: str) -> tuple[int, float]:
+    async def one(prompt: str) -> tuple[int, float, float]:
+        cpu = time.process_time()
         started = time.perf_counter()
         await conn.send(user_message(prompt))
         await conn.send({"type": "response.create"})
@@ -150,7 +156,7 @@ async def open_sdk(base_url: str) -> tuple[Round, Callable[[], Awaitable[None]]]
             event = await conn.recv()
             frames += 1
             if event.type == "response.done":
-                return frames, time.perf_counter() - started
+                return frames, time.perf_counter() - started, time.process_time() - cpu
 
     return one, conn.close
 
@@ -164,13 +170,14 @@ async def open_agents(ws_url: str) -> tuple[Round, Callable[[], Awaitable[None]]
     await session.__aenter__()
     events = session.__aiter__()
 
-    async def one(prompt: str) -> tuple[int, float]:
+    async def one(prompt: str) -> tuple[int, float, float]:
+        cpu = time.process_time()
         started = time.perf_counter()
         await session.send_message(prompt)
         while True:
             event = await events.__anext__()
             if event.type == "agent_end":
-                return 0, time.perf_counter() - started
+                return 0, time.perf_counter() - started, time.process_time() - cpu
 
     async def close() -> None:
         await session.__aexit__(None, None, None)
@@ -179,10 +186,10 @@ async def open_agents(ws_url: str) -> tuple[Round, Callable[[], Awaitable[None]]
 
 
 # ---------------------------------------------------------------- tool round trip
-async def raw_tool_turn(ws_url: str, turns: int) -> list[float]:
+async def raw_tool_turn(ws_url: str, turns: int) -> list[tuple[float, float]]:
     from websockets.asyncio.client import connect
 
-    timings: list[float] = []
+    timings: list[tuple[float, float]] = []
     async with connect(ws_url, additional_headers={"Authorization": f"Bearer {KEY}"},
                        compression=None) as ws:
         await ws.recv()
@@ -195,6 +202,7 @@ async def raw_tool_turn(ws_url: str, turns: int) -> list[float]:
         while json.loads(await ws.recv())["type"] != "session.updated":
             pass
         for _ in range(turns):
+            cpu = time.process_time()
             started = time.perf_counter()
             await ws.send(json.dumps(user_message('call bench_tool {"x": 1}')))
             await ws.send('{"type":"response.create"}')
@@ -211,7 +219,7 @@ async def raw_tool_turn(ws_url: str, turns: int) -> list[float]:
                     done += 1
                     if done == 1:  # the follow-up waits for the calling response to end
                         await ws.send('{"type":"response.create"}')
-            timings.append(time.perf_counter() - started)
+            timings.append((time.perf_counter() - started, time.process_time() - cpu))
     return timings
 
 
@@ -224,7 +232,7 @@ def bench_tool(x: int) -> dict[str, int]:
     return {"x": x, "y": x + 1}
 
 
-async def masquerade_tool_turn(base_url: str, turns: int) -> list[float]:
+async def masquerade_tool_turn(base_url: str, turns: int) -> list[tuple[float, float]]:
     import masquerade_openai
     from masquerade import Host, SessionRequest, tool
 
@@ -258,10 +266,11 @@ async def masquerade_tool_turn(base_url: str, turns: int) -> list[float]:
         for _ in range(turns):
             waiter[0] = anyio.Event()
             dones[0] = 0
+            cpu = time.process_time()
             started = time.perf_counter()
             await rt.send_text('call bench_tool {"x": 1}')
             await waiter[0].wait()
-            timings.append(time.perf_counter() - started)
+            timings.append((time.perf_counter() - started, time.process_time() - cpu))
         session.end()
     return timings
 
@@ -291,7 +300,7 @@ async def run(args: argparse.Namespace, base_url: str, ws_url: str) -> None:
 
 async def measure(
     args: argparse.Namespace, base_url: str, ws_url: str, stack: contextlib.AsyncExitStack
-) -> tuple[dict[tuple[str, str], float], dict[str, int], list[str]]:
+) -> tuple[dict[tuple[str, str, str], float], dict[str, int], list[str]]:
     contenders: dict[str, tuple[Round, Callable[[], Awaitable[None]]]] = {
         "raw websockets + json.loads": await open_raw(ws_url),
         "masquerade session": await open_masquerade(base_url, stack, subscriber=False),
@@ -302,7 +311,7 @@ async def measure(
     if not args.skip_agents:
         contenders["openai-agents RealtimeSession"] = await open_agents(ws_url)
     frames: dict[str, int] = {}
-    best: dict[tuple[str, str], float] = {}
+    best: dict[tuple[str, str, str], float] = {}
     for mix in ("audio", "text"):
         prompt = f"bench {mix} {args.events}"
         # Warm-up (imports, caches), then the rounds, interleaved.
@@ -310,11 +319,12 @@ async def measure(
             await one(prompt)
         for _ in range(args.rounds):
             for name, (one, _) in contenders.items():
-                count, seconds = await one(prompt)
+                count, seconds, cpu = await one(prompt)
                 if count:
                     frames[mix] = count
-                key = (mix, name)
-                best[key] = min(best.get(key, float("inf")), seconds)
+                for kind, value in (("wall", seconds), ("cpu", cpu)):
+                    key = (mix, name, kind)
+                    best[key] = min(best.get(key, float("inf")), value)
     for _, close in contenders.values():
         await close()
     return best, frames, list(contenders)
@@ -322,50 +332,52 @@ async def measure(
 
 def report(
     args: argparse.Namespace,
-    best: dict[tuple[str, str], float],
+    best: dict[tuple[str, str, str], float],
     frames: dict[str, int],
     names: list[str],
 ) -> None:
-    mixes = ("audio", "text")
-    contenders = names
     print(f"\nloopback stream, best of {args.rounds} rounds ({sys.version.split()[0]}, "
           f"{os.cpu_count()} CPUs)")
     raw_name = "raw websockets + json.loads"
-    for mix in mixes:
+    for mix in ("audio", "text"):
         n = frames[mix]
-        raw = best[(mix, raw_name)] / n
+        raw_cpu = best[(mix, raw_name, "cpu")] / n
         print(f"\n{mix} mix: {n} frames per response")
-        print("| contender | µs/event | events/s | x raw cost |")
+        print("| contender | CPU µs/event | x raw CPU | wall events/s |")
         print("|---|---:|---:|---:|")
-        for name in contenders:
-            per = best[(mix, name)] / n
-            print(f"| {name} | {per * 1e6:.1f} | {1 / per:,.0f} | {per / raw:.2f} |")
-        sdk = best.get((mix, "openai SDK recv()"))
-        if sdk is not None:
-            print(f"masquerade throughput vs SDK: "
-                  f"{sdk / best[(mix, 'masquerade session')]:.2f}x")
-
+        for name in names:
+            cpu = best[(mix, name, "cpu")] / n
+            wall = best[(mix, name, "wall")] / n
+            print(f"| {name} | {cpu * 1e6:.1f} | {cpu / raw_cpu:.2f} | {1 / wall:,.0f} |")
+        if (mix, "openai SDK recv()", "cpu") in best:
+            sdk, masq = "openai SDK recv()", "masquerade session"
+            cpu_ratio = best[(mix, sdk, "cpu")] / best[(mix, masq, "cpu")]
+            wall_ratio = best[(mix, sdk, "wall")] / best[(mix, masq, "wall")]
+            print(f"masquerade vs SDK: {cpu_ratio:.2f}x less CPU per event, "
+                  f"{wall_ratio:.2f}x the wall-clock throughput")
 
 
 async def tool_round_trip(args: argparse.Namespace, base_url: str, ws_url: str) -> None:
-    raw_t: list[float] = []
-    masq_t: list[float] = []
+    raw: list[tuple[float, float]] = []
+    masq: list[tuple[float, float]] = []
+    per_block = args.tool_turns // args.tool_blocks
     # Blocks of turns, alternating, so drift on a shared machine hits both alike.
     for _ in range(args.tool_blocks):
-        raw_t += (await raw_tool_turn(ws_url, args.tool_turns // args.tool_blocks + 5))[5:]
-        masq_t += (await masquerade_tool_turn(base_url, args.tool_turns // args.tool_blocks
-                                              + 5))[5:]
+        raw += (await raw_tool_turn(ws_url, per_block + 5))[5:]
+        masq += (await masquerade_tool_turn(base_url, per_block + 5))[5:]
     print(f"\ntool round trip (user message -> tool -> follow-up response.done), "
-          f"{len(raw_t)} turns each")
-    print("| loop | p50 µs | p99 µs |")
-    print("|---|---:|---:|")
-    for name, values in (("raw websockets loop", raw_t), ("masquerade session", masq_t)):
-        print(f"| {name} | {percentile(values, 0.5) * 1e6:.0f} | "
-              f"{percentile(values, 0.99) * 1e6:.0f} |")
-    print(f"| difference | {(percentile(masq_t, .5) - percentile(raw_t, .5)) * 1e6:+.0f} | "
-          f"{(percentile(masq_t, .99) - percentile(raw_t, .99)) * 1e6:+.0f} |")
-    print(f"(mean raw {statistics.mean(raw_t) * 1e6:.0f} µs, "
-          f"masquerade {statistics.mean(masq_t) * 1e6:.0f} µs)")
+          f"{len(raw)} turns each")
+    print("| loop | wall p50 µs | wall p99 µs | client CPU µs/turn (median) |")
+    print("|---|---:|---:|---:|")
+    rows = []
+    for name, values in (("raw websockets loop", raw), ("masquerade session", masq)):
+        wall = [w for w, _ in values]
+        cpu = statistics.median(c for _, c in values)
+        rows.append((percentile(wall, 0.5), percentile(wall, 0.99), cpu))
+        print(f"| {name} | {rows[-1][0] * 1e6:.0f} | {rows[-1][1] * 1e6:.0f} | "
+              f"{cpu * 1e6:.0f} |")
+    diff = [(m - r) * 1e6 for r, m in zip(rows[0], rows[1], strict=True)]
+    print(f"| difference | {diff[0]:+.0f} | {diff[1]:+.0f} | {diff[2]:+.0f} |")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ The emulator runs in its own process (``masquerade emulate runway``), so that it
 share the GIL with the client being measured. Every session is a real masquerade session
 of the ``runway`` provider: create -> NOT_READY (``--queued`` seconds in the queue, then
 2 s provisioning) -> READY -> ``ready`` event, then the session is ended (DELETE: it never
-joined its room). Session starts are spread over the first 2 s.
+joined its room). Sessions start at ``--rate`` per second (default 50/s: 1,000 sessions
+arrive over 20 s, so that 1,000 are provisioning at once only with ``--queued``; the
+machine, 2 cores shared with the emulator, serves about 500 requests per second).
 
 Reported:
 
@@ -86,7 +88,7 @@ async def cpu_per_poll(provider: RunwayProvider, polls: int = 500) -> float:
 
 
 async def main(
-    sessions: int, queued: float, eager: bool, seed: int, no_registry: bool
+    sessions: int, queued: float, eager: bool, seed: int, no_registry: bool, rate: float
 ) -> dict[str, Any]:
     rng = random.Random(seed)
     if no_registry:
@@ -147,12 +149,23 @@ async def main(
                     session.result.failure or "?", 0
                 ) + 1
 
+        peak = 0
+
+        async def watch() -> None:
+            nonlocal peak
+            while True:
+                peak = max(peak, poller.provisioning)
+                await anyio.sleep(0.05)
+
         cpu0 = time.process_time()
         t0 = time.monotonic()
         host = Host(plugins=[provider], load_entrypoints=False, poller=poller)
         async with host, anyio.create_task_group() as tg:
-            for _ in range(sessions):
-                tg.start_soon(one, host, rng.uniform(0, 2.0))
+            tg.start_soon(watch)
+            async with anyio.create_task_group() as sessions_tg:
+                for _ in range(sessions):
+                    sessions_tg.start_soon(one, host, rng.uniform(0, sessions / rate))
+            tg.cancel_scope.cancel()
         wall = time.monotonic() - t0
         cpu_run = time.process_time() - cpu0
         RunwaySession.poll = original_poll  # type: ignore[method-assign]
@@ -167,6 +180,8 @@ async def main(
             "sessions": sessions,
             "ready": len(ready_at),
             "queued_s": queued,
+            "arrivals_per_s": rate,
+            "peak_provisioning": peak,
             "poller": "eager" if eager else "default",
             "secret_registry": "stubbed" if no_registry else "real",
             "wall_s": wall,
@@ -195,6 +210,7 @@ if __name__ == "__main__":
     parser.add_argument("--backend", default="asyncio", choices=["asyncio", "trio"])
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-secret-registry", action="store_true")
+    parser.add_argument("--rate", type=float, default=50.0, help="session starts per second")
     args = parser.parse_args()
     out = anyio.run(
         main,
@@ -203,6 +219,7 @@ if __name__ == "__main__":
         args.eager,
         args.seed,
         args.no_secret_registry,
+        args.rate,
         backend=args.backend,
     )
     width = max(len(k) for k in out)

@@ -412,17 +412,30 @@ def test_benchmarks_page_includes_the_readme_with_repository_links_as_text(
     import mkdocs_hooks
 
     readme = tmp_path / "README.md"
+    results = tmp_path / "results"
     monkeypatch.setattr(mkdocs_hooks, "BENCHMARKS", readme)
-    assert "benchmarks/README.md" in mkdocs_hooks.benchmarks_page()  # not assembled yet
+    monkeypatch.setattr(mkdocs_hooks, "RESULTS", results)
+    assert "No figures" in mkdocs_hooks.benchmarks_page()
+
+    results.mkdir()
+    (results / "poller.md").write_text("# Poller\n\n| sessions | polls |\n|---|---|\n| 1 | 4 |\n")
+    (results / "tools.md").write_text("Command: `bench_tools.py`, see [notes](notes.md).\n")
+    page = mkdocs_hooks.benchmarks_page()
+    assert "## Poller" in page
+    assert "| 1 | 4 |" in page
+    assert "## tools" in page
+    assert "notes (`benchmarks/results/notes.md`)" in page
+
     readme.write_text(
         "# Benchmarks\n\n## Session loop\n\nSee [the figures](results/foundation.md) and "
         "[anyio](https://anyio.readthedocs.io/).\n"
     )
     page = mkdocs_hooks.benchmarks_page()
     assert not page.startswith("# Benchmarks")  # the page has its own title
-    assert "### Session loop" in page
+    assert page.startswith("## Session loop")
     assert "the figures (`benchmarks/results/foundation.md`)" in page
     assert "[anyio](https://anyio.readthedocs.io/)" in page
+    assert "Poller" not in page  # the README replaces the raw results
 
 
 def test_docstring_rest_constructs_become_markdown() -> None:

@@ -27,3 +27,14 @@ def test_errors_redact_their_message() -> None:
     err = ProviderError(f"401 for {secret}", status_code=401)
     assert secret not in str(err) and secret not in repr(err)
     assert "retrying will not help" in str(err)
+
+
+def test_many_secrets_sharing_prefixes_are_all_masked() -> None:
+    short = "sharedprefix-AAAA"
+    longer = short + "-and-more"  # contains the shorter one: masked whole
+    others = [f"sharedprefix-{i:04d}" for i in range(300)]
+    for value in (short, longer, *others):
+        register_secret(value)
+    text = f"a={longer} b={short} c={others[123]} d=sharedprefix-none"
+    masked = redact(text)
+    assert masked == "a=[redacted] b=[redacted] c=[redacted] d=sharedprefix-none"

@@ -120,9 +120,12 @@ def _convert_literal_blocks(text: str) -> str:
     lines = text.split("\n")
     out: list[str] = []
     i = 0
+    fence = False
     while i < len(lines):
         line = lines[i]
-        if line.rstrip().endswith("::") and not line.strip().startswith(">>>"):
+        if line.lstrip().startswith("```"):
+            fence = not fence
+        if not fence and line.rstrip().endswith("::") and not line.strip().startswith(">>>"):
             stripped = line.rstrip()
             intro = stripped[:-2].rstrip()
             base = _indent(line)

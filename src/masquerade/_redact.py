@@ -68,7 +68,11 @@ _CONTEXTUAL = re.compile(
 
 _lock = threading.Lock()
 _known: set[str] = set()
-_known_re: re.Pattern[str] | None = None
+# Known secrets are indexed by their first _PREFIX characters. Registering one is O(1),
+# and masking scans the text once, whatever the number of secrets (a combined regex of
+# every secret had to be recompiled per registration: minutes of CPU for 1,000 sessions).
+_PREFIX = 8
+_by_prefix: dict[str, list[str]] = {}
 
 # Field names whose values are always secret, whatever they look like.
 SECRET_FIELD_NAMES = frozenset(
@@ -102,16 +106,39 @@ def register_secret(value: str | None) -> None:
 
     Values shorter than 8 characters are ignored (masking them would mangle ordinary text).
     """
-    global _known_re
-    if not value or len(value) < 8:
+    if not value or len(value) < _PREFIX:
         return
     with _lock:
         if value in _known:
             return
         _known.add(value)
-        # Longest first so that a secret containing another is masked whole.
-        alternatives = sorted(_known, key=len, reverse=True)
-        _known_re = re.compile("|".join(re.escape(v) for v in alternatives))
+        same_start = _by_prefix.setdefault(value[:_PREFIX], [])
+        same_start.append(value)
+        same_start.sort(key=len, reverse=True)  # a secret containing another is masked whole
+
+
+def _mask_known(text: str) -> str:
+    index = _by_prefix
+    n = len(text)
+    parts: list[str] = []
+    start = i = 0
+    while i <= n - _PREFIX:
+        candidates = index.get(text[i : i + _PREFIX])
+        if candidates is not None:
+            for secret in candidates:
+                if text.startswith(secret, i):
+                    parts.append(text[start:i])
+                    parts.append(REDACTED)
+                    i = start = i + len(secret)
+                    break
+            else:
+                i += 1
+        else:
+            i += 1
+    if not parts:
+        return text
+    parts.append(text[start:])
+    return "".join(parts)
 
 
 def redact(text: str) -> str:
@@ -122,9 +149,8 @@ def redact(text: str) -> str:
     """
     if not text:
         return text
-    known = _known_re
-    if known is not None:
-        text = known.sub(REDACTED, text)
+    if _by_prefix:
+        text = _mask_known(text)
     text = _SHAPES.sub(REDACTED, text)
     return _CONTEXTUAL.sub(_keep_name, text)
 

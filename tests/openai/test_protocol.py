@@ -81,6 +81,10 @@ async def test_text_turn_streams_audio_transcript_and_usage(
     assert s.result is not None
     assert s.result.usage["total_tokens"] == finished.usage["total_tokens"]
     assert [t.role for t in s.result.transcript] == ["user", "assistant"]
+    # By default the store counts the audio but does not keep it (store_audio=False).
+    [spoken] = [i for i in rt.items() if i.role == "assistant"]
+    assert spoken.audio == b""
+    assert spoken.audio_ms() == 100 * len(audio)
     # Raw GA events that have no normalized form still reach observers.
     names = {e.name for e in of(events, "provider")}
     assert {"session.created", "session.updated", "response.output_item.added",
@@ -108,9 +112,10 @@ async def test_text_modality_maps_output_text(
 
 async def test_conversation_store_follows_the_server(
     emulator: OpenAIRealtimeEmulator,
-    provider: OpenAIRealtimeProvider,
+    provider_for: Callable[..., OpenAIRealtimeProvider],
     host_for: Callable[..., Host],
 ) -> None:
+    provider = provider_for(store_audio=True)
     request = SessionRequest(provider="openai", tools=[lookup_order])
     async with host_for(provider) as host, host.session(request) as s:
         rt = await masquerade_openai.wait_realtime(s)

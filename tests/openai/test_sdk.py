@@ -7,6 +7,7 @@ implementation, so these tests run on asyncio only.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -24,8 +25,12 @@ def anyio_backend() -> str:
     return "asyncio"  # the SDK's realtime connection is asyncio-only
 
 
-def client_for(emulator: OpenAIRealtimeEmulator) -> Any:
-    return openai.AsyncOpenAI(api_key=emulator.api_key, base_url=emulator.base_url)
+@pytest.fixture
+async def client(emulator: OpenAIRealtimeEmulator) -> AsyncIterator[Any]:
+    # Closed here: a leaked SDK client closes itself on garbage collection by scheduling
+    # a task on whatever loop runs then, which breaks a later test.
+    async with openai.AsyncOpenAI(api_key=emulator.api_key, base_url=emulator.base_url) as c:
+        yield c
 
 
 async def read_until(conn: Any, kind: str, limit: int = 500) -> list[Any]:
@@ -38,8 +43,8 @@ async def read_until(conn: Any, kind: str, limit: int = 500) -> list[Any]:
     raise AssertionError(f"no {kind} in {[e.type for e in events]}")
 
 
-async def test_sdk_text_and_audio_turns(emulator: OpenAIRealtimeEmulator) -> None:
-    async with client_for(emulator).realtime.connect(model="gpt-realtime") as conn:
+async def test_sdk_text_and_audio_turns(emulator: OpenAIRealtimeEmulator, client: Any) -> None:
+    async with client.realtime.connect(model="gpt-realtime") as conn:
         created = await conn.recv()
         assert created.type == "session.created"
         assert created.session.type == "realtime"
@@ -67,10 +72,10 @@ async def test_sdk_text_and_audio_turns(emulator: OpenAIRealtimeEmulator) -> Non
 
 
 async def test_sdk_function_call_round_trip_and_active_response_error(
-    emulator: OpenAIRealtimeEmulator,
+    emulator: OpenAIRealtimeEmulator, client: Any
 ) -> None:
     emulator.script = {"pace": 0.002}
-    async with client_for(emulator).realtime.connect(model="gpt-realtime") as conn:
+    async with client.realtime.connect(model="gpt-realtime") as conn:
         await conn.session.update(session={"type": "realtime", "tools": [{
             "type": "function", "name": "lookup_order", "description": "Look up an order.",
             "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}},
@@ -103,9 +108,9 @@ async def test_sdk_function_call_round_trip_and_active_response_error(
         assert error_event[-1].error.code == "invalid_tool_call_id"
 
 
-async def test_sdk_truncate_and_cancel(emulator: OpenAIRealtimeEmulator) -> None:
+async def test_sdk_truncate_and_cancel(emulator: OpenAIRealtimeEmulator, client: Any) -> None:
     emulator.script = {"pace": 0.01}
-    async with client_for(emulator).realtime.connect(model="gpt-realtime") as conn:
+    async with client.realtime.connect(model="gpt-realtime") as conn:
         await conn.conversation.item.create(item={
             "type": "message", "role": "user",
             "content": [{"type": "input_text", "text": "please talk for a while now"}],
@@ -127,16 +132,16 @@ async def test_sdk_truncate_and_cancel(emulator: OpenAIRealtimeEmulator) -> None
 
 
 async def test_sdk_bad_key_is_refused(emulator: OpenAIRealtimeEmulator) -> None:
-    client = openai.AsyncOpenAI(api_key="sk-wrong-0123456789", base_url=emulator.base_url)
     from websockets.exceptions import InvalidStatus
 
-    with pytest.raises(InvalidStatus, match="401"):
-        async with client.realtime.connect(model="gpt-realtime"):
-            pass
+    async with openai.AsyncOpenAI(api_key="sk-wrong-0123456789",
+                                  base_url=emulator.base_url) as client:
+        with pytest.raises(InvalidStatus, match="401"):
+            async with client.realtime.connect(model="gpt-realtime"):
+                pass
 
 
-async def test_sdk_call_control_and_webhooks(emulator: OpenAIRealtimeEmulator) -> None:
-    client = client_for(emulator)
+async def test_sdk_call_control_and_webhooks(emulator: OpenAIRealtimeEmulator, client: Any) -> None:
     call_id = emulator.new_call()
     await client.realtime.calls.accept(call_id, type="realtime", model="gpt-realtime",
                                        instructions="Answer the phone.")

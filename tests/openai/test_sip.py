@@ -288,3 +288,31 @@ async def test_attaching_to_an_unknown_call_fails_clearly(
         result = await host.run_session(request)
     assert result.outcome == "failed"
     assert "HTTP 404" in (result.failure or "")
+
+
+@pytest.mark.anyio
+async def test_caller_talking_over_the_greeting_interrupts_it(
+    emulator: OpenAIRealtimeEmulator,
+    provider_for: Callable[..., OpenAIRealtimeProvider],
+    host_for: Callable[..., Host],
+) -> None:
+    emulator.script = {"pace": 0.01}
+    call_id = emulator.new_call()
+    async with RealtimeCalls(api_key=emulator.api_key, base_url=emulator.base_url) as calls:
+        assert await calls.accept(call_id)
+    request = SessionRequest(provider="openai", options={"call_id": call_id})
+    async with host_for(provider_for()) as host, host.session(request) as session:
+        rt = await masquerade_openai.wait_realtime(session)
+        await rt.create_response(
+            instructions="Say exactly: Hello and welcome to the order line, how can I help?"
+        )
+        await collect(session, count("audio.delta", 2))
+        emulator.speak("is my parcel late")
+        events = await collect(session, count("response.done", 2))
+        session.end()
+    first, second = of(events, "response.done")
+    assert first.status == "cancelled"
+    assert first.reason == "turn_detected"
+    assert second.status == "completed"
+    said = [e.text for e in of(events, "transcript.done") if e.role == "assistant"]
+    assert said[-1] == "You said: is my parcel late"

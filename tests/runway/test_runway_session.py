@@ -206,7 +206,10 @@ async def test_local_max_duration_sends_end_call(
     emulator: RunwayEmulator, provider: RunwayProvider, host_for: Callable[..., Host]
 ) -> None:
     emulator.plan_next(script=[{"say": "Hello"}])
-    request = SessionRequest(provider="runway", avatar="cat-character", max_duration=0.4)
+    # The deadline must fire after the backend has joined the room (END_CALL needs the
+    # room; a loaded machine can take over a second to join) and before Runway's own limit:
+    # Runway gets ceil(2.5) = 3 s, counted from the join, so the local 2.5 s comes first.
+    request = SessionRequest(provider="runway", avatar="cat-character", max_duration=2.5)
     async with host_for(provider) as host:
         result = await host.run_session(request)
     assert result.reason == "deadline"

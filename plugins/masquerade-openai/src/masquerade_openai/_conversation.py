@@ -13,8 +13,10 @@ conversation at any time::
     if item.type == "function_call":
         print(item.name, item.arguments, item.output)
 
-Assistant audio is kept as the base64 chunks that arrived and decoded only when
-:attr:`ConversationItem.audio` is read, so storing it costs one list append per delta.
+With the session option ``store_audio=True``, assistant audio is kept as the base64
+chunks that arrived and decoded only when :attr:`ConversationItem.audio` is read. It is
+off by default (the ``audio.delta`` events carry the audio; keeping an hour of it takes
+~170 MB); the milliseconds received are counted either way (:meth:`audio_ms`).
 """
 
 from __future__ import annotations
@@ -52,9 +54,11 @@ class ConversationItem:
     """
 
     __slots__ = (
+        "_arguments",
         "_audio_cache",
         "_audio_chunks",
-        "arguments",
+        "_text",
+        "_transcript",
         "audio_chars",
         "call_id",
         "id",
@@ -64,8 +68,6 @@ class ConversationItem:
         "response_id",
         "role",
         "status",
-        "text",
-        "transcript",
         "truncated_ms",
         "type",
     )
@@ -75,11 +77,13 @@ class ConversationItem:
         self.type = item_type
         self.role = role
         self.status = "in_progress"
-        self.text = ""
-        self.transcript = ""
+        # Streamed text arrives in many small deltas: kept as parts (appending to a str
+        # attribute copies it every time) and joined when read.
+        self._text: list[str] = []
+        self._transcript: list[str] = []
+        self._arguments: list[str] = []
         self.name: str | None = None
         self.call_id: str | None = None
-        self.arguments = ""
         self.output: str | None = None
         self.response_id: str | None = None
         self.truncated_ms: int | None = None
@@ -93,8 +97,45 @@ class ConversationItem:
         return f"<ConversationItem {self.id} {self.type} {what} {self.status}>"
 
     @property
+    def text(self) -> str:
+        """Text content (``input_text`` / ``output_text``), concatenated."""
+        return _joined(self._text)
+
+    @text.setter
+    def text(self, value: str) -> None:
+        self._text = [value] if value else []
+
+    @property
+    def transcript(self) -> str:
+        """The audio transcript, concatenated."""
+        return _joined(self._transcript)
+
+    @transcript.setter
+    def transcript(self, value: str) -> None:
+        self._transcript = [value] if value else []
+
+    @property
+    def arguments(self) -> str:
+        """A function call's arguments (JSON text as the model produced it)."""
+        return _joined(self._arguments)
+
+    @arguments.setter
+    def arguments(self, value: str) -> None:
+        self._arguments = [value] if value else []
+
+    def add_text(self, delta: str) -> None:
+        self._text.append(delta)
+
+    def add_transcript(self, delta: str) -> None:
+        self._transcript.append(delta)
+
+    def add_arguments(self, delta: str) -> None:
+        self._arguments.append(delta)
+
+    @property
     def audio(self) -> bytes:
-        """The item's audio received so far, decoded (cached until more arrives)."""
+        """The item's audio received so far, decoded (cached until more arrives); empty
+        unless the session keeps audio (option ``store_audio``)."""
         if self._audio_cache is None:
             self._audio_cache = b"".join(base64.b64decode(c) for c in self._audio_chunks)
         return self._audio_cache
@@ -133,13 +174,21 @@ class ConversationItem:
     # ------------------------------------------------------------ from payloads
     def absorb(self, item: Mapping[str, Any]) -> None:
         """Take what a server item payload says (status, content, call fields)."""
-        self.raw = {k: v for k, v in item.items() if k != "content"} | {
-            "content": [
-                {k: v for k, v in part.items() if k != "audio"}
-                for part in item.get("content") or ()
-                if isinstance(part, Mapping)
-            ]
-        }
+        content = item.get("content")
+        if isinstance(content, list) and any(
+            isinstance(part, Mapping) and "audio" in part for part in content
+        ):
+            # conversation.item.retrieved carries the audio: keep the payload without it.
+            self.raw = {k: v for k, v in item.items() if k != "content"} | {
+                "content": [
+                    {k: v for k, v in part.items() if k != "audio"}
+                    if isinstance(part, Mapping) else part
+                    for part in content
+                ]
+            }
+        else:
+            # The payload is a fresh dict from json.loads that nobody changes: keep it.
+            self.raw = item  # type: ignore[assignment]
         status = item.get("status")
         if isinstance(status, str):
             self.status = status
@@ -157,8 +206,7 @@ class ConversationItem:
             output = item.get("output")
             if isinstance(output, str):
                 self.output = output
-        content = item.get("content")
-        if isinstance(content, list):
+        if content:
             texts: list[str] = []
             transcripts: list[str] = []
             for part in content:
@@ -209,6 +257,12 @@ class ConversationItem:
                 "output": self.output or "",
             }
         return None
+
+
+def _joined(parts: list[str]) -> str:
+    if len(parts) > 1:
+        parts[:] = ["".join(parts)]  # join once; later reads are free
+    return parts[0] if parts else ""
 
 
 class RealtimeConversation:

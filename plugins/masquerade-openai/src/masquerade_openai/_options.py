@@ -128,6 +128,11 @@ class RealtimeOptions(BaseModel):
         tool_choice: ``auto``, ``none``, ``required`` or a forced function.
         max_output_tokens: per-response cap (1-4096 or ``"inf"``).
         session: extra GA session fields, merged last (``tracing``, ``truncation``...).
+        store_audio: keep the assistant's audio in the conversation store
+            (``ConversationItem.audio``). Off by default: ``audio.delta`` events carry
+            the audio either way, an hour of 24 kHz speech is ~170 MB of base64 per
+            session, and retaining every delta costs several microseconds each. The
+            store always counts the audio received (``audio_ms()``, used by barge-in).
         headers: extra handshake headers.
         renewal: the :class:`RenewalPolicy`.
         hangup_on_end: for ``call_id`` sessions, hang up the call when the session ends.
@@ -162,6 +167,7 @@ class RealtimeOptions(BaseModel):
     tool_choice: str | dict[str, Any] = "auto"
     max_output_tokens: int | Literal["inf"] | None = None
     session: dict[str, Any] = Field(default_factory=dict)
+    store_audio: bool = False
     headers: dict[str, str] = Field(default_factory=dict)
     renewal: RenewalPolicy = Field(default_factory=RenewalPolicy)
     hangup_on_end: bool = True

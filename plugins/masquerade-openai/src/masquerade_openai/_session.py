@@ -226,7 +226,9 @@ class OpenAIRealtimeSession:
         # barge-in
         self._bytes_per_ms = options.output_bytes_per_ms()
         self._server_interrupts = options.server_interrupts
+        self._store_audio = options.store_audio
         self._audio_item: ConversationItem | None = None
+        self._text_item: ConversationItem | None = None  # the item text deltas go to
         self._audio_started = 0.0
         self._played: dict[str, int] = {}
         # Responses whose output is dropped (barged in on or cancelled), and the subset
@@ -424,6 +426,8 @@ class OpenAIRealtimeSession:
     async def connect(self, session: Session) -> None:
         """Run the call: declare the tools, then read events until the conversation ends."""
         self._session = session
+        # One call less per event on the hot path: handlers call the session's emit.
+        self._emit = session.emit  # type: ignore[method-assign]
         _LIVE[session.id] = self
         try:
             tools = [session.host.tool_schema(t, "openai") for t in session.tools.values()]
@@ -720,10 +724,12 @@ class OpenAIRealtimeSession:
         )
         self._malformed(data, problem)
 
-    def _emit(self, event: Any) -> None:
+    def _emit(self, event: Any) -> Any:
+        """Deliver an event (replaced by the session's own ``emit`` once connected)."""
         session = self._session
         if session is not None:
-            session.emit(event)
+            return session.emit(event)
+        return None
 
     def _malformed(self, raw: Any, problem: str) -> None:
         kind = raw.get("type") if isinstance(raw, dict) else None
@@ -870,8 +876,7 @@ class OpenAIRealtimeSession:
     def _on_input_transcript_delta(self, data: dict[str, Any]) -> None:
         delta = data["delta"]
         item_id = data["item_id"]
-        item = self.conversation.ensure(item_id, "message", "user")
-        item.transcript += delta
+        self.conversation.ensure(item_id, "message", "user").add_transcript(delta)
         self._emit(_transcript_delta({"type": "transcript.delta", "role": "user",
                                       "text": delta, "turn": item_id}))
 
@@ -1011,7 +1016,10 @@ class OpenAIRealtimeSession:
                 item.response_id = rid
             self._audio_item = item
             self._audio_started = time.monotonic()
-        item.add_audio(delta)
+        if self._store_audio:
+            item.add_audio(delta)
+        else:
+            item.audio_chars += len(delta)
         self._emit(_audio_delta({"type": "audio.delta", "data": delta, "response_id": rid,
                                  "item_id": item_id}))
 
@@ -1020,8 +1028,13 @@ class OpenAIRealtimeSession:
         if data.get("response_id") in self._abandoned:
             return
         item_id = data.get("item_id")
-        if item_id:
-            self.conversation.ensure(item_id, "message", "assistant").transcript += delta
+        item = self._text_item
+        if item is None or item.id != item_id:
+            item = self._text_item = (
+                self.conversation.ensure(item_id, "message", "assistant") if item_id else None
+            )
+        if item is not None:
+            item.add_transcript(delta)
         self._emit(_transcript_delta({"type": "transcript.delta", "role": "assistant",
                                       "text": delta, "turn": item_id}))
 
@@ -1036,8 +1049,13 @@ class OpenAIRealtimeSession:
     def _on_text_delta(self, data: dict[str, Any]) -> None:
         delta = data["delta"]
         item_id = data.get("item_id")
-        if item_id:
-            self.conversation.ensure(item_id, "message", "assistant").text += delta
+        item = self._text_item
+        if item is None or item.id != item_id:
+            item = self._text_item = (
+                self.conversation.ensure(item_id, "message", "assistant") if item_id else None
+            )
+        if item is not None:
+            item.add_text(delta)
         self._emit(_transcript_delta({"type": "transcript.delta", "role": "assistant",
                                       "text": delta, "turn": item_id}))
 
@@ -1052,7 +1070,7 @@ class OpenAIRealtimeSession:
     def _on_arguments_delta(self, data: dict[str, Any]) -> None:
         item_id = data.get("item_id")
         if item_id:
-            self.conversation.ensure(item_id, "function_call").arguments += data["delta"]
+            self.conversation.ensure(item_id, "function_call").add_arguments(data["delta"])
         self._raw(data)
 
     def _on_arguments_done(self, data: dict[str, Any]) -> None:

@@ -201,7 +201,9 @@ class _App:
                 "type": "invalid_request_error", "code": "beta_api_shape_disabled",
                 "message": "The Realtime Beta API is no longer supported. Please use "
                            "/v1/realtime for the GA API.", "param": None, "event_id": None}})
-            await connection.close(4000, "invalid_request_error.beta_api_shape_disabled")
+            connection.start_close(4000, "invalid_request_error.beta_api_shape_disabled")
+            async for _ignored in connection.messages():  # until the client answers
+                pass
             record.closed, record.close_code = True, 4000
             return
         call = self.calls.get(query["call_id"]) if "call_id" in query else None
@@ -428,6 +430,8 @@ class OpenAIRealtimeEmulator:
                 await anyio.sleep(interval)
 
     # ------------------------------------------------------------ fault injection
+    # These return once the emulator has acted, without waiting for the client to read:
+    # in a test the caller usually *is* the client's thread.
     def _session(self, index: int) -> RealtimeServerSession:
         return self._app.sessions[index]
 
@@ -468,7 +472,6 @@ class OpenAIRealtimeEmulator:
                 session.conn.send_text(event)
             else:
                 session.send(dict(event))
-            await session.conn.drain()
 
         self._run(send)
 
@@ -488,7 +491,6 @@ class OpenAIRealtimeEmulator:
 
         async def release() -> None:
             session.conn.release()
-            await session.conn.drain()
 
         self._run(release)
 
@@ -498,8 +500,7 @@ class OpenAIRealtimeEmulator:
         session = self._session(index)
 
         async def say() -> None:
-            session.caller_says(text or "(inaudible)")
-            await session.conn.drain()
+            await session.caller_says(text or "(inaudible)")
 
         self._run(say)
 
@@ -527,7 +528,7 @@ class OpenAIRealtimeEmulator:
                 response = await client.post(
                     webhook_url, content=body,
                     headers={**headers, "content-type": "application/json",
-                             "user-agent": "OpenAI/1.0 (+https://platform.openai.com/docs/webhooks)"},
+                             "user-agent": "OpenAI/1.0 (webhooks)"},
                 )
                 return response.status_code
 

@@ -759,12 +759,33 @@ class RealtimeServerSession:
         self.conn.send_many(out)
 
     # ------------------------------------------------------------ control
-    def caller_says(self, text: str) -> None:
-        """A caller's utterance on a SIP call, as the server would see it after VAD."""
+    async def caller_says(self, text: str) -> None:
+        """A caller's utterance, as the server sees it after VAD: speech started (which
+        interrupts a response in progress, like real speech), stopped, committed, then a
+        response when turn detection creates them.
+
+        Returns once speech started is sent; the rest follows when the interrupted
+        response has ended (waiting here could wait for a client that is not reading).
+        """
         item_id = self._id("item")
-        previous = self.items[-1]["id"] if self.items else None
         self.send({"type": "input_audio_buffer.speech_started",
                    "audio_start_ms": int(self.timeline_ms), "item_id": item_id})
+        detection = self._turn_detection()
+        task = self.response_task
+        if task is not None and (detection is None or detection.get("interrupt_response", True)):
+            self.cancel_reason = "turn_detected"  # the response ends at its next step
+            asyncio.get_running_loop().create_task(self._end_utterance(item_id, text, task))
+        else:
+            await self._end_utterance(item_id, text, None)
+
+    async def _end_utterance(
+        self, item_id: str, text: str, interrupted: asyncio.Task[None] | None
+    ) -> None:
+        if interrupted is not None:
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(interrupted)
+        detection = self._turn_detection()
+        previous = self.items[-1]["id"] if self.items else None
         self.timeline_ms += 1000
         self.send({"type": "input_audio_buffer.speech_stopped",
                    "audio_end_ms": int(self.timeline_ms), "item_id": item_id})
@@ -779,12 +800,10 @@ class RealtimeServerSession:
         if self.session["audio"]["input"].get("transcription"):
             self.send({"type": "conversation.item.input_audio_transcription.completed",
                        "item_id": item_id, "content_index": 0, "transcript": text})
-        detection = self._turn_detection()
         if detection is not None and detection.get("create_response", True) and (
             self.response_task is None
         ):
             self._start_response({}, client_event_id=None)
-
 
 def _public(item: Mapping[str, Any]) -> dict[str, Any]:
     """An item as the server shows it (GA omits audio bytes from item events)."""
