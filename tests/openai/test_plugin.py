@@ -130,3 +130,13 @@ def test_cli_lists_the_openai_emulator() -> None:
     cli = Path(sys.executable).parent / "masquerade"
     out = subprocess.run([str(cli), "emulate"], capture_output=True, text=True, timeout=60)
     assert "openai\tmasquerade_openai.emulator:serve" in out.stdout
+
+
+def test_an_instance_replaces_the_installed_plugin() -> None:
+    from masquerade import Host
+    from masquerade_openai import OpenAIRealtimeProvider
+
+    provider = OpenAIRealtimeProvider(api_key="sk-test-" + "x" * 24, base_url="http://127.0.0.1:9")
+    host = Host(plugins=[provider], environ={})
+    assert host.providers["openai"] is provider
+    assert not [i for i in host.plugin_info() if i.status == "failed"]

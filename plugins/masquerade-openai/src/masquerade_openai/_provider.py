@@ -58,7 +58,9 @@ class OpenAIRealtimeProvider:
 
     @property
     def __name__(self) -> str:  # the plugin name when registered without one
-        return f"{self.name}-provider"
+        # The provider's own name, so that an instance passed to Host(plugins=[...])
+        # takes the place of the installed entry-point plugin of the same name.
+        return self.name
 
     def __repr__(self) -> str:
         return f"<OpenAIRealtimeProvider {self.name!r}>"
