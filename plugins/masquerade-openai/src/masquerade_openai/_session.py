@@ -1024,29 +1024,22 @@ class OpenAIRealtimeSession:
                                  "item_id": item_id}))
 
     def _on_transcript_delta(self, data: dict[str, Any]) -> None:
-        delta = data["delta"]
         if data.get("response_id") in self._abandoned:
             return
-        item_id = data.get("item_id")
-        item = self._text_item
-        if item is None or item.id != item_id:
-            item = self._text_item = (
-                self.conversation.ensure(item_id, "message", "assistant") if item_id else None
-            )
-        if item is not None:
-            item.add_transcript(delta)
-        self._emit(_transcript_delta({"type": "transcript.delta", "role": "assistant",
-                                      "text": delta, "turn": item_id}))
-
-    def _on_transcript_done(self, data: dict[str, Any]) -> None:
-        transcript = data["transcript"]
-        item_id = data.get("item_id")
-        if item_id:
-            self.conversation.ensure(item_id, "message", "assistant").transcript = transcript
-        self._emit(_transcript_done({"type": "transcript.done", "role": "assistant",
-                                     "text": transcript, "turn": item_id}))
+        self._assistant_delta(data, transcript=True)
 
     def _on_text_delta(self, data: dict[str, Any]) -> None:
+        self._assistant_delta(data, transcript=False)
+
+    def _on_transcript_done(self, data: dict[str, Any]) -> None:
+        self._assistant_done(data.get("item_id"), data["transcript"], transcript=True)
+
+    def _on_text_done(self, data: dict[str, Any]) -> None:
+        self._assistant_done(data.get("item_id"), data["text"], transcript=False)
+
+    def _assistant_delta(self, data: dict[str, Any], *, transcript: bool) -> None:
+        # Spoken transcripts and text output are the same normalized event; only the
+        # conversation item's field differs.
         delta = data["delta"]
         item_id = data.get("item_id")
         item = self._text_item
@@ -1055,15 +1048,20 @@ class OpenAIRealtimeSession:
                 self.conversation.ensure(item_id, "message", "assistant") if item_id else None
             )
         if item is not None:
-            item.add_text(delta)
+            if transcript:
+                item.add_transcript(delta)
+            else:
+                item.add_text(delta)
         self._emit(_transcript_delta({"type": "transcript.delta", "role": "assistant",
                                       "text": delta, "turn": item_id}))
 
-    def _on_text_done(self, data: dict[str, Any]) -> None:
-        text = data["text"]
-        item_id = data.get("item_id")
+    def _assistant_done(self, item_id: str | None, text: str, *, transcript: bool) -> None:
         if item_id:
-            self.conversation.ensure(item_id, "message", "assistant").text = text
+            item = self.conversation.ensure(item_id, "message", "assistant")
+            if transcript:
+                item.transcript = text
+            else:
+                item.text = text
         self._emit(_transcript_done({"type": "transcript.done", "role": "assistant",
                                      "text": text, "turn": item_id}))
 
