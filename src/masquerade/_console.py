@@ -244,9 +244,6 @@ class ConsoleView:
             self._settled.clear()
             self.line(f"{pad}● ended: {d['outcome']} ({d['reason']})")
 
-    def summary(self, result: SessionResult) -> None:
-        self.line(format_result(result))
-
 
 def format_result(result: SessionResult, *, title: str = "summary") -> str:
     """A short, human summary of a session: outcome, duration, tools called."""

@@ -159,9 +159,6 @@ class ScriptedSession:
         self.ended: list[str] = []
         self.answers: list[ToolResult] = []
         self.connected = False
-        self.tool_schemas = [
-            session_tool.name for session_tool in request.tools
-        ]
 
     async def poll(self) -> ProvisioningStatus:
         self.polls += 1

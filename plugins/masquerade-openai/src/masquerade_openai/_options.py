@@ -22,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from masquerade import ConfigurationError, register_secret
 
+from ._conversation import BYTES_PER_MS
+
 __all__ = [
     "RealtimeOptions",
     "RenewalPolicy",
@@ -251,7 +253,7 @@ class RealtimeOptions(BaseModel):
 
     def output_bytes_per_ms(self) -> float:
         fmt = audio_format(self.output_audio_format or "pcm16")
-        return 48.0 if fmt.get("type") == "audio/pcm" else 8.0
+        return BYTES_PER_MS.get(str(fmt.get("type")), 8.0)
 
     def session_payload(self, instructions: str | None) -> dict[str, Any]:
         """The GA ``session`` object of the configuring ``session.update``."""

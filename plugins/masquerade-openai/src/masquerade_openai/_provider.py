@@ -22,8 +22,6 @@ from ._session import OpenAIRealtimeSession
 
 __all__ = ["OpenAIRealtimeProvider"]
 
-USER_AGENT = "masquerade-openai"
-
 
 class OpenAIRealtimeProvider:
     """Creates :class:`OpenAIRealtimeSession` objects (provider name ``"openai"``).
