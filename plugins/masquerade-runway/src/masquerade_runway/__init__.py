@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._client import API_VERSION, DEFAULT_BASE_URL, RunwayClient
+from ._emulator_room import EmulatorRoom
 from ._errors import (
     RunwayAPIStatusError,
     RunwayAuthenticationError,
@@ -50,7 +51,7 @@ from ._models import (
 )
 from ._provider import RunwayProvider
 from ._request import MAX_DURATION_LIMIT, PRACTICAL_DURATION, PRESET_AVATARS, build_session_body
-from ._room import DataMessage, EmulatorRoom, Room, RoomError, RpcFailure, RpcInvocation
+from ._room import DataMessage, Room, RoomError, RpcFailure, RpcInvocation
 from ._session import END_CALL, WORKER_PREFIX, RunwaySession
 
 if TYPE_CHECKING:

@@ -123,7 +123,8 @@ class RunwayProvider:
         self._users += 1
         return self._client
 
-    async def _release_client(self, client: RunwayClient) -> None:
+    async def release_client(self, client: RunwayClient) -> None:
+        """Hand back a client from :meth:`_acquire_client` (a session calls it when done)."""
         if client is not self._client:
             await client.aclose()
             return
@@ -155,7 +156,7 @@ class RunwayProvider:
         try:
             session_id = await client.create_realtime_session(body)
         except BaseException:
-            await self._release_client(client)
+            await self.release_client(client)
             raise
         created = RunwaySession(self, client, session_id, request, tools)
         self.sessions.append(created)

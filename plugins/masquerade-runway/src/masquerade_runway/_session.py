@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 import anyio
 from pydantic import SecretStr
@@ -33,17 +33,16 @@ from masquerade.events import ErrorEvent, Role, ToolCall, ToolResult
 from masquerade.provider import ProvisioningState
 
 from ._client import RunwayClient
+from ._emulator_room import EmulatorRoom
 from ._errors import RunwayError, RunwayNotFound, RunwayProtocolError
 from ._messages import MessageTranslator
 from ._models import AvatarConversation, RealtimeSession, RoomCredentials
-from ._room import DataMessage, Room, RoomError, RpcFailure, RpcInvocation, make_room
+from ._room import DataMessage, Room, RoomError, RpcFailure, RpcInvocation
 
 if TYPE_CHECKING:
     from masquerade import Session, SessionRequest
 
-    from ._provider import RunwayProvider
-
-__all__ = ["RunwaySession", "END_CALL", "WORKER_PREFIX"]
+__all__ = ["RunwaySession", "SessionOwner", "END_CALL", "WORKER_PREFIX", "make_room"]
 
 logger = logging.getLogger("masquerade.runway")
 
@@ -65,6 +64,35 @@ _OUTCOMES: Mapping[str, Literal["completed", "failed", "cancelled"]] = {
     "FAILED": "failed",
     "CANCELLED": "cancelled",
 }
+
+
+class SessionOwner(Protocol):
+    """What a :class:`RunwaySession` needs from the provider that created it (the
+    :class:`~masquerade_runway.RunwayProvider` is one): its timings, and a way to hand
+    back the shared REST client when the session is done."""
+
+    @property
+    def end_grace(self) -> float: ...
+    @property
+    def result_wait(self) -> float: ...
+    @property
+    def monitor_interval(self) -> float: ...
+    @property
+    def room(self) -> str | None: ...
+
+    async def release_client(self, client: RunwayClient) -> None: ...
+
+
+def make_room(kind: str) -> Room:
+    """A new room of ``kind`` (``"livekit"`` or ``"emulator"``)."""
+    if kind == "emulator":
+        return EmulatorRoom()
+    if kind == "livekit":
+        # The LiveKit RTC SDK is a native library: only load it when a session uses it.
+        from ._livekit import LiveKitRoom
+
+        return LiveKitRoom()
+    raise ValueError(f"unknown room kind {kind!r}")
 
 
 class _ToolEndpoint:
@@ -140,7 +168,7 @@ class RunwaySession:
 
     def __init__(
         self,
-        provider: RunwayProvider,
+        provider: SessionOwner,
         client: RunwayClient,
         session_id: str,
         request: SessionRequest,
@@ -344,7 +372,7 @@ class RunwaySession:
         finally:
             if not self._released:
                 self._released = True
-                await self.provider._release_client(self.client)
+                await self.provider.release_client(self.client)
 
     async def _result(self) -> ProviderOutcome:
         await self._wait_terminal(self.provider.result_wait)

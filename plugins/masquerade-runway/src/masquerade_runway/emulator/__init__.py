@@ -36,7 +36,7 @@ client to use :class:`~masquerade_runway.EmulatorRoom`.
 
 from __future__ import annotations
 
-from ._core import Fault, RecordedRequest
+from ._faults import Fault, RecordedRequest
 from ._script import (
     DEFAULT_SCRIPT,
     CallTool,

@@ -7,7 +7,6 @@ Same paths, fields and status codes as Runway's API: ``{id}`` on create, 204 on 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import secrets
@@ -19,11 +18,15 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 from starlette.websockets import WebSocket
 
 from .._client import API_VERSION
-from ._core import TERMINAL, EmulatedSession, Emulator, Participant
+from ._conversations import conversation as conversation_wire
+from ._conversations import conversation_summary
+from ._core import TERMINAL, EmulatedSession, Emulator
+from ._faults import FaultInjection
+from ._room import Participant
 from ._validate import CreateSessionBody, ValidationError, validation_message
 
 __all__ = ["build_app"]
@@ -162,7 +165,7 @@ def build_app(emulator: Emulator) -> ASGIApp:
         session = find(request.path_params["id"])
         if session is None or session.running_at is None:
             return _error(404, "Conversation not found")
-        return JSONResponse(emulator.conversation(session))
+        return JSONResponse(conversation_wire(emulator, session))
 
     async def conversations(request: Request) -> Response:
         if (denied := check_key(request)) is not None:
@@ -174,7 +177,7 @@ def build_app(emulator: Emulator) -> ASGIApp:
             started = [s for s in emulator.sessions.values() if s.running_at is not None]
         items = []
         for s in sorted(started, key=lambda s: s.created_wall, reverse=True):
-            summary = emulator.conversation_summary(s)
+            summary = conversation_summary(emulator, s)
             if avatar and s.body["avatar"].get("avatarId") != avatar:
                 continue
             if start and summary["createdAt"] < start:
@@ -230,55 +233,4 @@ def build_app(emulator: Emulator) -> ASGIApp:
         ],
         exception_handlers={HTTPException: http_error},
     )
-    return _Faults(app, emulator)
-
-
-class _Faults:
-    """ASGI middleware: records every request and injects the faults tests asked for."""
-
-    def __init__(self, app: ASGIApp, emulator: Emulator) -> None:
-        self.app = app
-        self.emulator = emulator
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        method, path = scope["method"], scope["path"]
-        entry = self.emulator.record(method, path)
-        fault = self.emulator.take_fault(method, path)
-
-        async def recording_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                if fault is not None and fault.delay and fault.status is None:
-                    # A slow answer: the request was handled, the response is late.
-                    await asyncio.sleep(fault.delay)
-                entry.status = message["status"]
-            await send(message)
-
-        try:
-            if fault is not None and fault.status is not None:
-                if fault.delay:
-                    await asyncio.sleep(fault.delay)
-                headers: dict[str, str] = {}
-                if fault.retry_after is not None:
-                    headers["retry-after-ms"] = str(int(fault.retry_after * 1000))
-                    headers["retry-after"] = str(max(0, round(fault.retry_after)))
-                message = fault.error or _DEFAULT_FAULT_MESSAGES.get(
-                    fault.status, "Injected fault"
-                )
-                response = _error(fault.status, message, headers)
-                await response(scope, receive, recording_send)
-                return
-            await self.app(scope, receive, recording_send)
-        except OSError:
-            pass  # the client went away while we were slow
-
-
-_DEFAULT_FAULT_MESSAGES = {
-    429: "Too many requests",
-    500: "Internal server error",
-    502: "Bad gateway",
-    503: "Service unavailable",
-    504: "Gateway timeout",
-}
+    return FaultInjection(app, emulator.book)

@@ -239,12 +239,12 @@ class RunwayEmulator:
         """
         fault = fault or Fault(**fields)
         with self.core.lock:
-            self.core.faults.append(fault)
+            self.core.book.faults.append(fault)
         return fault
 
     def clear_faults(self) -> None:
         with self.core.lock:
-            self.core.faults.clear()
+            self.core.book.faults.clear()
 
     def add_avatar(self, name: str, **fields: Any) -> str:
         """Add a custom avatar (``status``, ``personality``, ``voice``, ``avatar_id``);
@@ -256,7 +256,7 @@ class RunwayEmulator:
     def requests(self) -> list[RecordedRequest]:
         """Every HTTP request received so far, with the status it got."""
         with self.core.lock:
-            return list(self.core.requests)
+            return list(self.core.book.requests)
 
     def count(self, method: str | None = None, path: str | None = None) -> int:
         """How many requests matched ``method`` and a ``path`` prefix."""
