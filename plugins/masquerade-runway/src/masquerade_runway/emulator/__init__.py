@@ -21,7 +21,9 @@ Or from a shell: ``masquerade emulate runway --port 8765 [--api-key KEY] [--scri
 What it emulates (same paths, camelCase fields and status codes as Runway):
 ``POST/GET/DELETE /v1/realtime_sessions[/{id}]``, ``POST .../consume`` (session key),
 ``POST .../connect_backend``, ``GET /v1/avatar_conversations[/{id}]`` (cursor pages),
-``GET /v1/avatars[/{id}]``; ``X-Runway-Version`` is required, unknown body keys and
+``GET /v1/avatars[/{id}]``, and, emulator-only, ``GET /_emulator/sessions`` (every
+session created, with each backend tool call's ``name`` and ``answers`` received; see
+:meth:`RunwayEmulator.inventory`); ``X-Runway-Version`` is required, unknown body keys and
 out-of-range values are 400s. Sessions go ``NOT_READY`` (optionally queued) -> ``READY``
 -> ``RUNNING`` (when someone joins the room) -> ``COMPLETED`` / ``CANCELLED``, or
 ``FAILED`` with a ``failureCode`` when a :class:`SessionPlan` says so. Faults on demand:

@@ -215,6 +215,17 @@ def build_app(emulator: Emulator) -> ASGIApp:
         _, identity, kind = grant
         await emulator.room_for(session).serve(Participant(identity, kind, websocket))
 
+    async def inventory(request: Request) -> Response:
+        # Emulator-only (not Runway's API): every session ever created, for checks such as
+        # "one session per run, none left running, no tool answered twice".
+        with emulator.lock:
+            sessions = list(emulator.sessions.values())
+        for session in sessions:
+            emulator.refresh(session)
+        with emulator.lock:
+            items = [session.inventory() for session in sessions]
+        return JSONResponse({"sessions": items})
+
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         return _error(exc.status_code, str(exc.detail))
@@ -229,6 +240,7 @@ def build_app(emulator: Emulator) -> ASGIApp:
             Route("/v1/avatar_conversations/{id}", conversation, methods=["GET"]),
             Route("/v1/avatars", avatars, methods=["GET"]),
             Route("/v1/avatars/{id}", avatar, methods=["GET"]),
+            Route("/_emulator/sessions", inventory, methods=["GET"]),
             WebSocketRoute("/rtc", room),
         ],
         exception_handlers={HTTPException: http_error},

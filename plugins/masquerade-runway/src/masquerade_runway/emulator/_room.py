@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ._session import TERMINAL, EmulatedSession
+from ._session import TERMINAL, BackendCall, EmulatedSession
 from ._worker import ScriptedWorker
 
 if TYPE_CHECKING:
@@ -167,7 +167,11 @@ class Room:
                 to=list(message.get("destinationIdentities") or ()) or None,
             )
         elif kind == "rpc_response":
-            entry = self.pending.pop(str(message.get("requestId")), None)
+            request_id = str(message.get("requestId"))
+            record = self.session.calls.get(request_id)
+            if record is not None:
+                record.answers += 1
+            entry = self.pending.pop(request_id, None)
             if entry is not None and not entry[1].done():
                 entry[1].set_result(message)
 
@@ -175,7 +179,19 @@ class Room:
     async def call(
         self, method: str, payload: str, *, caller: str, timeout: float
     ) -> dict[str, Any]:
-        """Call ``method`` on the participant that registered it, like LiveKit RPC."""
+        """Call ``method`` on the participant that registered it, like LiveKit RPC; the
+        call is recorded in ``session.calls`` with the answers it gets."""
+        request_id = str(uuid.uuid4())
+        record = self.session.calls[request_id] = BackendCall(request_id, method)
+        reply = await self._call(request_id, method, payload, caller=caller, timeout=timeout)
+        error = reply.get("error")
+        if error:
+            record.error = str(error.get("message"))
+        return reply
+
+    async def _call(
+        self, request_id: str, method: str, payload: str, *, caller: str, timeout: float
+    ) -> dict[str, Any]:
         target = next((p for p in self.participants.values() if method in p.methods), None)
         if target is None:
             return {
@@ -185,7 +201,6 @@ class Room:
                 }
             }
         assert self.emulator.loop is not None
-        request_id = str(uuid.uuid4())
         future: asyncio.Future[dict[str, Any]] = self.emulator.loop.create_future()
         self.pending[request_id] = (target.identity, future)
         sent = await self.send(

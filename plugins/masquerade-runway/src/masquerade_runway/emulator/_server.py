@@ -290,7 +290,18 @@ class RunwayEmulator:
                 "transcript": [dict(t) for t in found.transcript],
                 "data": list(found.room.data_received) if found.room else [],
                 "participants": sorted(found.room.participants) if found.room else [],
+                "tool_calls": [call.to_wire() for call in found.calls.values()],
             }
+
+    def inventory(self) -> list[dict[str, Any]]:
+        """Every session created so far as ``GET /_emulator/sessions`` lists it: ``id``,
+        ``status``, ``createdAt``, ``endedBy`` and ``toolCalls`` (each backend tool call's
+        ``id``, ``name``, ``answers`` received and ``error``)."""
+        with self.core.lock:
+            sessions = list(self.core.sessions.values())
+            for found in sessions:
+                self.core.refresh(found)
+            return [found.inventory() for found in sessions]
 
     @property
     def session_ids(self) -> list[str]:

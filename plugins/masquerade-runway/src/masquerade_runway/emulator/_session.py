@@ -11,7 +11,7 @@ from ._script import SessionPlan, Step
 if TYPE_CHECKING:
     from ._room import Room
 
-__all__ = ["EmulatedSession", "TERMINAL", "DEFAULT_RPC_TIMEOUT", "iso"]
+__all__ = ["EmulatedSession", "BackendCall", "TERMINAL", "DEFAULT_RPC_TIMEOUT", "iso"]
 
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 DEFAULT_RPC_TIMEOUT = 4.0
@@ -22,6 +22,24 @@ def iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace(
         "+00:00", "Z"
     )
+
+
+@dataclass
+class BackendCall:
+    """One RPC call the avatar made to a backend tool, and how often it was answered.
+
+    ``answers`` counts every ``rpc_response`` the room received for the call, late or
+    repeated ones included (a correct backend answers exactly once); ``error`` is what the
+    avatar was told when it got no usable answer (``"Response timeout"``...).
+    """
+
+    id: str
+    name: str
+    answers: int = 0
+    error: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "answers": self.answers, "error": self.error}
 
 
 @dataclass
@@ -50,6 +68,8 @@ class EmulatedSession:
     finalize_at: float | None = None
     room: Room | None = None
     polls: int = 0
+    #: Backend tool calls by RPC request id, in call order.
+    calls: dict[str, BackendCall] = field(default_factory=dict)
 
     @property
     def tools(self) -> list[dict[str, Any]]:
@@ -79,6 +99,16 @@ class EmulatedSession:
             out["failure"] = self.failure
             out["failureCode"] = self.failure_code
         return out
+
+    def inventory(self) -> dict[str, Any]:
+        """This session in ``GET /_emulator/sessions`` (emulator-only, no secrets)."""
+        return {
+            "id": self.id,
+            "status": self.status,
+            "createdAt": iso(self.created_wall),
+            "endedBy": self.ended_by,
+            "toolCalls": [call.to_wire() for call in self.calls.values()],
+        }
 
     def avatar_wire(self) -> dict[str, Any]:
         avatar = dict(self.body["avatar"])
