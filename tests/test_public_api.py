@@ -28,6 +28,7 @@ EXPECTED = {
     "ToolContext",
     "redact",
     "register_secret",
+    "register_session_secret",
     "MasqueradeError",
     "ConfigurationError",
     "PluginError",

@@ -21,7 +21,13 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from ._logjson import JsonFormatter, configure_logging
-from ._redact import RedactingFilter, install_log_redaction, redact, register_secret
+from ._redact import (
+    RedactingFilter,
+    install_log_redaction,
+    redact,
+    register_secret,
+    register_session_secret,
+)
 from .errors import (
     ConfigurationError,
     EventParseError,
@@ -111,6 +117,7 @@ __all__ = [
     # secrets
     "redact",
     "register_secret",
+    "register_session_secret",
     "RedactingFilter",
     # logging
     "JsonFormatter",

@@ -25,12 +25,15 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from contextvars import ContextVar, Token
 from typing import Any
 
 __all__ = [
     "REDACTED",
     "redact",
     "register_secret",
+    "register_session_secret",
+    "SecretScope",
     "redact_mapping",
     "is_secret_field",
     "RedactingFilter",
@@ -67,12 +70,117 @@ _CONTEXTUAL = re.compile(
 )
 
 _lock = threading.Lock()
-_known: set[str] = set()
-# Known secrets are indexed by their first _PREFIX characters. Registering one is O(1),
-# and masking scans the text once, whatever the number of secrets (a combined regex of
-# every secret had to be recompiled per registration: minutes of CPU for 1,000 sessions).
+# Known secrets -> how many live sessions hold them (_PERMANENT: kept for the process).
+_known: dict[str, int] = {}
+_PERMANENT = -1
+# Known secrets are indexed by their first _PREFIX characters, then by length: masking
+# looks up text[i:i+8] and, on a hit, tests one slice per *distinct length* in that bucket
+# (a set lookup), so the cost does not grow with how many secrets share a prefix (LiveKit
+# tokens all start "eyJhbGci"). Registering or releasing one is O(1) plus the bucket's
+# distinct lengths.
 _PREFIX = 8
-_by_prefix: dict[str, list[str]] = {}
+_by_prefix: dict[str, _Bucket] = {}
+
+
+class _Bucket:
+    __slots__ = ("counts", "lengths")
+
+    def __init__(self) -> None:
+        self.counts: dict[int, int] = {}
+        self.lengths: tuple[int, ...] = ()  # distinct lengths, longest first
+
+    def add(self, length: int) -> None:
+        counts = self.counts
+        if length in counts:
+            counts[length] += 1
+        else:
+            counts[length] = 1
+            self.lengths = tuple(sorted(counts, reverse=True))
+
+    def remove(self, length: int) -> bool:
+        """Forget one secret of ``length``; whether the bucket is now empty."""
+        counts = self.counts
+        counts[length] -= 1
+        if not counts[length]:
+            del counts[length]
+            self.lengths = tuple(sorted(counts, reverse=True))
+        return not counts
+
+
+class SecretScope:
+    """The session secrets registered while a session runs, released when it ends.
+
+    :func:`register_session_secret` adds to the scope of the running session (a context
+    variable that the session's tasks and the poller's polls for it carry). A secret
+    held by several scopes, or also registered for good with :func:`register_secret`,
+    stays masked until its last holder lets it go.
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def add(self, value: str) -> None:
+        with _lock:
+            if value in self._values:
+                return
+            self._values.add(value)
+            holders = _known.get(value)
+            if holders is None:
+                _known[value] = 1
+                _index(value)
+            elif holders != _PERMANENT:
+                _known[value] = holders + 1
+
+    def release(self) -> None:
+        """Stop masking this scope's secrets that no one else holds (idempotent)."""
+        with _lock:
+            values, self._values = self._values, set()
+            for value in values:
+                holders = _known.get(value)
+                if holders is None or holders == _PERMANENT:
+                    continue
+                if holders > 1:
+                    _known[value] = holders - 1
+                    continue
+                del _known[value]
+                bucket = _by_prefix[value[:_PREFIX]]
+                if bucket.remove(len(value)):
+                    del _by_prefix[value[:_PREFIX]]
+
+
+_scope: ContextVar[SecretScope | None] = ContextVar("masquerade_secret_scope", default=None)
+
+
+def current_secret_scope() -> SecretScope | None:
+    """The scope :func:`register_session_secret` adds to here (``None``: none)."""
+    return _scope.get()
+
+
+def use_secret_scope(scope: SecretScope | None) -> Token[SecretScope | None]:
+    """Make ``scope`` the current one in this context; reset with ``_scope.reset``."""
+    return _scope.set(scope)
+
+
+def reset_secret_scope(token: Token[SecretScope | None]) -> None:
+    _scope.reset(token)
+
+
+def _index(value: str) -> None:
+    bucket = _by_prefix.get(value[:_PREFIX])
+    if bucket is None:
+        bucket = _by_prefix[value[:_PREFIX]] = _Bucket()
+    bucket.add(len(value))
+
+
+def known_secret_count() -> int:
+    """How many distinct secrets are masked by value right now."""
+    return len(_known)
+
 
 # Field names whose values are always secret, whatever they look like.
 SECRET_FIELD_NAMES = frozenset(
@@ -102,34 +210,53 @@ _SECRET_SUFFIXES = ("token", "secret", "sessionkey", "session_key", "api_key", "
 
 
 def register_secret(value: str | None) -> None:
-    """Remember ``value`` as a secret so it is masked everywhere from now on.
+    """Remember ``value`` as a secret so it is masked everywhere from now on (API keys,
+    webhook secrets: values that live as long as the process).
 
     Values shorter than 8 characters are ignored (masking them would mangle ordinary text).
+    Use :func:`register_session_secret` for values that die with a session.
     """
     if not value or len(value) < _PREFIX:
         return
     with _lock:
-        if value in _known:
+        holders = _known.get(value)
+        if holders == _PERMANENT:
             return
-        _known.add(value)
-        same_start = _by_prefix.setdefault(value[:_PREFIX], [])
-        same_start.append(value)
-        same_start.sort(key=len, reverse=True)  # a secret containing another is masked whole
+        _known[value] = _PERMANENT
+        if holders is None:
+            _index(value)
+
+
+def register_session_secret(value: str | None) -> None:
+    """Remember ``value`` as a secret of the running session (a session key, a room
+    token): masked everywhere until the session ends, then forgotten, so memory and
+    masking cost stay bounded however many sessions a process runs.
+
+    Outside a session it is kept for good, like :func:`register_secret`.
+    """
+    if not value or len(value) < _PREFIX:
+        return
+    scope = _scope.get()
+    if scope is None:
+        register_secret(value)
+    else:
+        scope.add(value)
 
 
 def _mask_known(text: str) -> str:
     index = _by_prefix
+    known = _known
     n = len(text)
     parts: list[str] = []
     start = i = 0
     while i <= n - _PREFIX:
-        candidates = index.get(text[i : i + _PREFIX])
-        if candidates is not None:
-            for secret in candidates:
-                if text.startswith(secret, i):
+        bucket = index.get(text[i : i + _PREFIX])
+        if bucket is not None:
+            for length in bucket.lengths:
+                if i + length <= n and text[i : i + length] in known:
                     parts.append(text[start:i])
                     parts.append(REDACTED)
-                    i = start = i + len(secret)
+                    i = start = i + length
                     break
             else:
                 i += 1

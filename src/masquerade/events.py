@@ -55,6 +55,10 @@ __all__ = [
     "ESSENTIAL_EVENT_TYPES",
     "parse_event",
     "event_adapter",
+    "decode_json",
+    "json_too_deep",
+    "MAX_JSON_DEPTH",
+    "MAX_EVENT_BYTES",
 ]
 
 SessionState: TypeAlias = Literal["created", "provisioning", "ready", "running", "ended"]
@@ -312,10 +316,90 @@ ESSENTIAL_EVENT_TYPES = frozenset(EVENT_TYPES) - {"audio.delta"}
 event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
 
 
+#: How deeply provider JSON may nest (objects and arrays). Real frames nest fewer than 10
+#: levels; deeper input is refused before it can exhaust the stack anywhere downstream.
+MAX_JSON_DEPTH = 64
+#: The largest provider frame or message decoded, in characters (or bytes).
+MAX_EVENT_BYTES = 16 * 1024 * 1024
+
+
+def json_too_deep(value: Any, max_depth: int = MAX_JSON_DEPTH) -> bool:
+    """Whether decoded JSON ``value`` nests objects/arrays deeper than ``max_depth``.
+
+    Iterative (never recurses), and it stops at the first path that is too deep.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth > max_depth:
+            return True
+        for child in children:
+            if isinstance(child, Mapping | list | tuple):
+                stack.append((child, depth + 1))
+    return False
+
+
+def decode_json(
+    data: str | bytes | bytearray,
+    *,
+    max_depth: int = MAX_JSON_DEPTH,
+    max_bytes: int = MAX_EVENT_BYTES,
+) -> Any:
+    """Decode JSON from outside (provider frames, data messages, RPC payloads, tool
+    arguments) with bounds on size and nesting.
+
+    Raises :class:`~masquerade.EventParseError` (never ``RecursionError``,
+    ``UnicodeDecodeError`` or ``MemoryError`` from deep nesting) for text that is too
+    large, too deeply nested or not JSON. The check costs two ``count`` calls for
+    ordinary frames: the nesting is only walked when the text holds more brackets than
+    ``max_depth``.
+
+    >>> decode_json('{"a": [1, 2]}')
+    {'a': [1, 2]}
+    """
+    if len(data) > max_bytes:
+        raise EventParseError(
+            f"input of {len(data)} bytes exceeds the limit of {max_bytes}",
+            raw=_preview(data),
+        )
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        raise EventParseError(
+            f"input nests deeper than {max_depth} levels", raw=_preview(data)
+        ) from None
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise EventParseError(f"input is not valid JSON: {exc}", raw=_preview(data)) from None
+    if isinstance(value, dict | list):
+        if isinstance(data, str):
+            brackets = data.count("{") + data.count("[")
+        else:
+            brackets = data.count(b"{") + data.count(b"[")
+        if brackets > max_depth and json_too_deep(value, max_depth):
+            raise EventParseError(
+                f"input nests deeper than {max_depth} levels", raw=_preview(data)
+            )
+    return value
+
+
+def _preview(data: str | bytes | bytearray, limit: int = 2000) -> str:
+    if isinstance(data, bytes | bytearray):
+        return bytes(data[:limit]).decode("utf-8", "replace")
+    return data[:limit]
+
+
 def parse_event(data: Mapping[str, Any] | str | bytes) -> BaseEvent:
     """Parse one normalized event leniently.
 
-    * JSON text or bytes are decoded first.
+    * JSON text or bytes are decoded first, bounded in size and nesting
+      (:func:`decode_json`); a mapping nested deeper than :data:`MAX_JSON_DEPTH` is
+      refused the same way.
     * An unknown or missing ``type`` gives a :class:`ProviderEvent` with the raw payload.
     * A known ``type`` with invalid fields, or text that is not a JSON object, raises
       :class:`~masquerade.EventParseError` naming the problem (the session reports it as
@@ -327,10 +411,9 @@ def parse_event(data: Mapping[str, Any] | str | bytes) -> BaseEvent:
     'brand.new'
     """
     if isinstance(data, str | bytes):
-        try:
-            data = json.loads(data)
-        except ValueError as exc:
-            raise EventParseError(f"event is not valid JSON: {exc}", raw=data) from None
+        data = decode_json(data)
+    elif isinstance(data, Mapping) and json_too_deep(data):
+        raise EventParseError(f"event nests deeper than {MAX_JSON_DEPTH} levels", raw=None)
     if not isinstance(data, Mapping):
         raise EventParseError(
             f"event must be a JSON object, got {type(data).__name__}", raw=data

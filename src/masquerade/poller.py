@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
+from ._redact import SecretScope, current_secret_scope, reset_secret_scope, use_secret_scope
 from .errors import ProviderError, ProvisioningTimeout, SessionError
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class _Entry:
     outcome: ProvisioningStatus | BaseException | None = None
     last: ProvisioningStatus | None = None
     in_flight: bool = False
+    secrets: SecretScope | None = None  # the session's: secrets a poll registers die with it
 
 
 class Poller:
@@ -162,9 +164,11 @@ class Poller:
                 peak = self.stats.max_in_flight
                 peak[entry.provider] = max(peak.get(entry.provider, 0), n)
                 self.stats.polls += 1
+                scope = use_secret_scope(entry.secrets)
                 try:
                     status = await entry.handle.poll()
                 finally:
+                    reset_secret_scope(scope)
                     self._in_flight[entry.provider] -= 1
         except ProviderError as exc:
             self.stats.errors += 1
@@ -240,6 +244,7 @@ class Poller:
             next_at=now,  # first poll right away: a provider may be ready at once
             interval=self.initial_interval,
             on_status=on_status,
+            secrets=current_secret_scope(),
         )
         self._entries.append(entry)
         self._wakeup.set()

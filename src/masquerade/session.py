@@ -44,6 +44,7 @@ import anyio
 from anyio.abc import TaskGroup
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ._redact import SecretScope, use_secret_scope
 from .errors import (
     EventParseError,
     MasqueradeError,
@@ -329,6 +330,7 @@ class Session:
         self._fatal: ErrorEvent | None = None
         self._cancel_path_ran = False
         self._tg: TaskGroup | None = None
+        self._secrets = SecretScope()  # session keys, room tokens: released at the end
 
     @staticmethod
     def _merge_tools(own: tuple[Tool, ...], plugin_tools: Mapping[str, Tool]) -> dict[str, Tool]:
@@ -563,6 +565,7 @@ class Session:
     async def _run(self) -> None:
         reason = "completed"
         error: BaseException | None = None
+        use_secret_scope(self._secrets)  # this task's own context: no reset needed
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._observer_loop)
             try:
@@ -668,6 +671,7 @@ class Session:
         for sub in self._subs:
             sub.close()
         self._subs.clear()
+        self._secrets.release()
         self._done.set()
 
     def _build_result(

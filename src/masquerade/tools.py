@@ -74,8 +74,8 @@ from pydantic_core import PydanticSerializationError, to_json, to_jsonable_pytho
 
 from ._redact import redact
 from .builtin import toolschema
-from .errors import ToolArgumentsError, ToolDefinitionError
-from .events import ToolCall, ToolResult
+from .errors import EventParseError, ToolArgumentsError, ToolDefinitionError
+from .events import MAX_JSON_DEPTH, ToolCall, ToolResult, decode_json, json_too_deep
 from .hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -222,13 +222,18 @@ class Tool:
         """
         if isinstance(arguments, str | bytes):
             try:
-                decoded = json.loads(arguments)
-            except ValueError as exc:
+                decoded = decode_json(arguments)
+            except EventParseError as exc:
                 raise ToolArgumentsError(
-                    f"arguments for {self.name!r} are not valid JSON: {exc}",
+                    f"arguments for {self.name!r} are not valid JSON: {exc.message}",
                     hint="send the arguments as a JSON object",
                 ) from None
             arguments = decoded
+        elif json_too_deep(arguments):
+            raise ToolArgumentsError(
+                f"arguments for {self.name!r} nest deeper than {MAX_JSON_DEPTH} levels",
+                hint="send the arguments as a flatter JSON object",
+            )
         if not isinstance(arguments, Mapping):
             raise ToolArgumentsError(
                 f"arguments for {self.name!r} must be a JSON object, got "

@@ -29,6 +29,8 @@ from ._options import RealtimeOptions, RenewalPolicy
 from ._provider import OpenAIRealtimeProvider
 from ._session import OpenAIRealtimeSession, realtime, wait_realtime
 from ._webhooks import (
+    MemoryReplayStore,
+    ReplayStore,
     WebhookEvent,
     WebhookVerificationError,
     new_webhook_secret,
@@ -51,4 +53,6 @@ __all__ = [
     "new_webhook_secret",
     "WebhookEvent",
     "WebhookVerificationError",
+    "ReplayStore",
+    "MemoryReplayStore",
 ]

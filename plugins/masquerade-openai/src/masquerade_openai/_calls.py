@@ -27,6 +27,8 @@ from urllib.parse import quote
 import httpx
 
 from masquerade import ConfigurationError, ProviderError, redact, register_secret
+from masquerade.errors import EventParseError
+from masquerade.events import decode_json
 
 from ._options import DEFAULT_BASE_URL
 
@@ -170,12 +172,12 @@ class RealtimeCalls:
         code: str | None = None
         detail = ""
         try:
-            data = response.json()
+            data = decode_json(response.content)
             error = data.get("error") if isinstance(data, dict) else None
             if isinstance(error, dict):
                 code = error.get("code") or error.get("type")
-                detail = str(error.get("message") or "")
-        except ValueError:
+                detail = str(error.get("message") or "")[:500]
+        except EventParseError:
             detail = response.text[:200]
         retry_after: float | None = None
         raw = response.headers.get("retry-after")

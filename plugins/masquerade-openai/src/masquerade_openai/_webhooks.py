@@ -18,6 +18,12 @@ trust anything in the body::
 
 SIP headers in the event (``event.sip_headers``) come from the caller: treat them as
 untrusted input.
+
+**Replays.** A verified webhook's id is remembered until its timestamp leaves the
+tolerance window, and the same id is refused meanwhile. The default store
+(:class:`MemoryReplayStore`) lives in the process and is bounded; a deployment with
+several processes passes a shared store (anything with a ``claim(webhook_id, expires_at)
+-> bool`` method, for example one backed by Redis ``SET NX EX``) as ``replay_store=``.
 """
 
 from __future__ import annotations
@@ -25,16 +31,20 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import heapq
 import hmac
-import json
+import re
 import secrets
+import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from masquerade import MasqueradeError, register_secret
+from masquerade.errors import EventParseError
+from masquerade.events import decode_json
 
 __all__ = [
     "WebhookEvent",
@@ -42,6 +52,9 @@ __all__ = [
     "verify_webhook",
     "sign_webhook",
     "new_webhook_secret",
+    "ReplayStore",
+    "MemoryReplayStore",
+    "DEFAULT_REPLAY_STORE",
 ]
 
 INCOMING_CALL = "realtime.call.incoming"
@@ -83,10 +96,75 @@ class WebhookEvent(BaseModel):
     def sip_headers(self) -> dict[str, str]:
         """The caller's SIP headers by name (untrusted input)."""
         headers: dict[str, str] = {}
-        for entry in self.data.get("sip_headers") or ():
+        entries = self.data.get("sip_headers")
+        for entry in entries if isinstance(entries, list) else ():
             if isinstance(entry, Mapping) and isinstance(entry.get("name"), str):
                 headers[entry["name"]] = str(entry.get("value", ""))
         return headers
+
+
+@runtime_checkable
+class ReplayStore(Protocol):
+    """Where verified webhook ids are remembered, to refuse replays.
+
+    ``claim`` records ``webhook_id`` until ``expires_at`` (Unix seconds) and returns
+    ``True``, or returns ``False`` when the id is already recorded and not expired (a
+    replay). It must be atomic: two concurrent claims of one id give one ``True``.
+    """
+
+    def claim(self, webhook_id: str, expires_at: float) -> bool: ...
+
+
+class MemoryReplayStore:
+    """An in-process :class:`ReplayStore` with bounded memory.
+
+    Ids are forgotten when they expire. When ``max_entries`` ids are live at once, the one
+    closest to expiry is forgotten first (only a flood of validly *signed* webhooks can
+    reach the bound, which needs the signing secret). Thread-safe.
+    """
+
+    def __init__(self, max_entries: int = 100_000) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self.max_entries = max_entries
+        self._expiry: dict[str, float] = {}
+        self._heap: list[tuple[float, str]] = []
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._expiry)
+
+    def claim(self, webhook_id: str, expires_at: float, *, now: float | None = None) -> bool:
+        current = time.time() if now is None else now
+        with self._lock:
+            self._expire(current)
+            known = self._expiry.get(webhook_id)
+            if known is not None and known >= current:
+                return False
+            self._expiry[webhook_id] = expires_at
+            heapq.heappush(self._heap, (expires_at, webhook_id))
+            while len(self._expiry) > self.max_entries:
+                self._pop()
+            return True
+
+    def _expire(self, now: float) -> None:
+        while self._heap and self._heap[0][0] < now:
+            self._pop()
+        if len(self._heap) > 2 * self.max_entries + 16:  # stale duplicates: compact
+            self._heap = [(t, i) for i, t in self._expiry.items()]
+            heapq.heapify(self._heap)
+
+    def _pop(self) -> None:
+        at, webhook_id = heapq.heappop(self._heap)
+        if self._expiry.get(webhook_id) == at:
+            del self._expiry[webhook_id]
+
+
+#: The store :func:`verify_webhook` uses unless given another (one per process).
+DEFAULT_REPLAY_STORE = MemoryReplayStore()
+
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_MAX_ID_CHARS = 256
 
 
 def _secret_bytes(secret: str) -> bytes:
@@ -120,6 +198,7 @@ def verify_webhook(
     tolerance: float = 300.0,
     event_type: str | None = INCOMING_CALL,
     now: float | None = None,
+    replay_store: ReplayStore | None = DEFAULT_REPLAY_STORE,
 ) -> WebhookEvent:
     """Verify a webhook's signature and timestamp and return its parsed event.
 
@@ -131,11 +210,15 @@ def verify_webhook(
         event_type: the event type to accept (``realtime.call.incoming``); ``None`` accepts
             any verified event.
         now: the current Unix time (for tests).
+        replay_store: where verified ids are remembered until they leave the tolerance
+            window (:data:`DEFAULT_REPLAY_STORE`, in this process); ``None`` turns replay
+            refusal off (only when something else refuses replays).
 
     Raises:
         WebhookVerificationError: a header is missing, the timestamp is malformed or
-            outside the tolerance, no signature matches, or the body is not the expected
-            JSON event. The message never contains the secret.
+            outside the tolerance, no signature matches, the body is not the expected
+            JSON event, or the webhook was already accepted (a replay). The message never
+            contains the secret. Whatever the input, nothing else is raised.
     """
     key = _secret_bytes(secret)
     lowered = {str(k).lower(): v for k, v in headers.items()}
@@ -147,13 +230,16 @@ def verify_webhook(
             hint="only requests signed by OpenAI carry these headers; reject this one",
         )
     msg_id = str(lowered["webhook-id"])
+    if len(msg_id) > _MAX_ID_CHARS:
+        raise WebhookVerificationError(
+            f"the webhook-id header is longer than {_MAX_ID_CHARS} characters"
+        )
     stamp = str(lowered["webhook-timestamp"]).strip()
-    try:
-        sent_at = int(stamp)
-    except ValueError:
+    if not _TIMESTAMP.fullmatch(stamp):
         raise WebhookVerificationError(
             f"the webhook-timestamp header {stamp[:32]!r} is not Unix seconds"
-        ) from None
+        )
+    sent_at = int(stamp)
     current = time.time() if now is None else now
     if current - sent_at > tolerance:
         raise WebhookVerificationError(
@@ -171,26 +257,43 @@ def verify_webhook(
         text = body.decode("utf-8") if isinstance(body, bytes | bytearray) else body
     except UnicodeDecodeError:
         raise WebhookVerificationError("the webhook body is not UTF-8") from None
-    expected = _sign(key, msg_id, stamp, text)
-    offered = [part.split(",", 1)[1] if "," in part else part
-               for part in str(lowered["webhook-signature"]).split()]
+    expected = _sign(key, msg_id, stamp, text).encode()
+    # Compared as bytes: a non-ASCII header value is a mismatch, not a TypeError.
+    offered = [
+        (part.split(",", 1)[1] if "," in part else part).encode("utf-8", "replace")
+        for part in str(lowered["webhook-signature"]).split()[:16]
+    ]
     if not any(hmac.compare_digest(expected, candidate) for candidate in offered):
         raise WebhookVerificationError(
             "the webhook signature does not match: the body was altered or the secret is "
             "wrong"
         )
     try:
-        payload = json.loads(text)
-    except ValueError:
-        raise WebhookVerificationError("the signed webhook body is not JSON") from None
+        payload = decode_json(text)
+    except EventParseError as exc:
+        raise WebhookVerificationError(
+            f"the signed webhook body is not usable JSON: {exc.message[:200]}"
+        ) from None
     if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
         raise WebhookVerificationError("the signed webhook body is not an event object")
     payload.setdefault("id", msg_id)
-    event = WebhookEvent.model_validate(payload)
+    try:
+        event = WebhookEvent.model_validate(payload)
+    except ValidationError as exc:
+        raise WebhookVerificationError(
+            f"the signed webhook body is not a valid event: {exc.error_count()} problem(s) "
+            f"({', '.join(str(e['loc'][0]) for e in exc.errors() if e['loc'])[:200]})"
+        ) from None
     if event_type is not None and event.type != event_type:
         raise WebhookVerificationError(
-            f"expected a {event_type} webhook, got {event.type}",
+            f"expected a {event_type} webhook, got {event.type[:100]}",
             hint="pass event_type=None to accept other event types",
+        )
+    if replay_store is not None and not replay_store.claim(msg_id, sent_at + tolerance):
+        raise WebhookVerificationError(
+            f"the webhook {msg_id[:64]!r} was already accepted: a replay",
+            hint="each signed webhook is acted on once; a retried delivery carries the "
+            "same id, so answer it 2xx without acting again",
         )
     return event
 

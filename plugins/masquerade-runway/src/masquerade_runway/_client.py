@@ -38,7 +38,9 @@ import certifi
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from masquerade import ConfigurationError, register_secret
+from masquerade import ConfigurationError, register_secret, register_session_secret
+from masquerade.errors import EventParseError
+from masquerade.events import decode_json
 
 from ._errors import (
     RunwayConnectionError,
@@ -275,8 +277,8 @@ class RunwayClient:
     ) -> tuple[RunwayError, bool]:
         message: str | None = None
         try:
-            body = response.json()
-        except ValueError:
+            body = decode_json(response.content)
+        except EventParseError:
             body = None
         if isinstance(body, dict) and isinstance(body.get("error"), str):
             message = body["error"]
@@ -335,7 +337,7 @@ class RunwayClient:
     async def consume_realtime_session(self, session_id: str, session_key: str) -> RoomCredentials:
         """``POST /v1/realtime_sessions/{id}/consume`` with the session key: the LiveKit
         credentials a frontend joins with. Call it once per session (never resent)."""
-        register_secret(session_key)
+        register_session_secret(session_key)
         path = f"/v1/realtime_sessions/{session_id}/consume"
         response = await self.request("POST", path, bearer=session_key, resend=False)
         return _parse(RoomCredentials, response, "POST", path)
@@ -437,8 +439,8 @@ def _retry_after(headers: httpx.Headers) -> float | None:
 
 def _json(response: httpx.Response, method: str, path: str) -> Any:
     try:
-        return response.json()
-    except ValueError:
+        return decode_json(response.content)
+    except EventParseError:
         raise RunwayProtocolError(
             f"Runway answered {method} {path} with something that is not JSON "
             f"(status {response.status_code}, {len(response.content)} bytes)",

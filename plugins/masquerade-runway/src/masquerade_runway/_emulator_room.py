@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from masquerade import register_secret
+from masquerade import register_session_secret
 
 from ._room import (
     APPLICATION_ERROR,
@@ -91,7 +91,7 @@ class EmulatorRoom:
         self._callbacks.append(callback)
 
     async def connect(self, url: str, token: str) -> None:
-        register_secret(token)
+        register_session_secret(token)
         try:
             ws = await WebSocket.connect(url, headers={"Authorization": f"Bearer {token}"})
         except (WebSocketError, TimeoutError) as exc:

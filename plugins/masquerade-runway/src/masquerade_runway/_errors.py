@@ -13,7 +13,7 @@ message of Runway's JSON body, and ``retryable`` (whether trying again later can
 
 from __future__ import annotations
 
-from masquerade import ProviderError
+from masquerade import ProviderError, redact
 
 __all__ = [
     "RunwayError",
@@ -46,8 +46,13 @@ _HINTS: dict[int, str] = {
 _SERVER_HINT = "Runway is shedding load or failing; masquerade retries where it is safe"
 
 
+#: The most characters of Runway's error message an error keeps.
+MAX_ERROR_CHARS = 500
+
+
 class RunwayError(ProviderError):
-    """Any error talking to Runway. ``error`` is the message Runway gave, if any."""
+    """Any error talking to Runway. ``error`` is the message Runway gave, if any,
+    redacted and cut to :data:`MAX_ERROR_CHARS` (the raw body is never kept)."""
 
     def __init__(
         self,
@@ -60,6 +65,8 @@ class RunwayError(ProviderError):
         retry_after: float | None = None,
         hint: str | None = None,
     ) -> None:
+        if error is not None:
+            error = redact(error[:MAX_ERROR_CHARS])
         self.error = error
         super().__init__(
             message,

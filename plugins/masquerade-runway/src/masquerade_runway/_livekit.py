@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import anyio
 from livekit import rtc
 
-from masquerade import ConfigurationError, register_secret
+from masquerade import ConfigurationError, register_session_secret
 
 from ._room import DataCallback, DataMessage, RoomError, RpcFailure, RpcHandler, RpcInvocation
 
@@ -92,7 +92,7 @@ class LiveKitRoom:
                 hint="run the session under asyncio, or use the emulator's room "
                 "(options={'room': 'emulator'}) with the emulator",
             ) from None
-        register_secret(token)
+        register_session_secret(token)
         room = rtc.Room()
         room.on("data_received", self._on_data)
         room.on("disconnected", self._on_disconnected)

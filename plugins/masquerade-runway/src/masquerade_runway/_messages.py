@@ -11,10 +11,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any, cast
 
+from masquerade.errors import EventParseError
 from masquerade.events import (
     BaseEvent,
     ClientEvent,
@@ -23,6 +23,7 @@ from masquerade.events import (
     Role,
     TranscriptDelta,
     TranscriptDone,
+    decode_json,
 )
 
 __all__ = ["TranscriptAccumulator", "MessageTranslator"]
@@ -88,9 +89,9 @@ class MessageTranslator:
 
     def feed(self, payload: bytes, sender: str | None = None) -> None:
         try:
-            message = json.loads(payload)
-        except (ValueError, UnicodeDecodeError):
-            self._malformed("it is not JSON", payload[:2000].decode("utf-8", "replace"), sender)
+            message = decode_json(payload)
+        except EventParseError as exc:
+            self._malformed(exc.message, payload[:2000].decode("utf-8", "replace"), sender)
             return
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             self._malformed("it is not a JSON object with a 'type'", message, sender)

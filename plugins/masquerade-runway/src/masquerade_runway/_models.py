@@ -1,9 +1,10 @@
 """Runway's response bodies as pydantic models (snake_case in Python, camelCase on the wire).
 
-Parsing is lenient: unknown fields are kept (``model_extra``) and statuses are open
-strings, so a new field or status from Runway never breaks a session. Secrets
+Parsing is lenient: unknown fields are ignored (not kept: a new field could carry a
+secret into a repr or a JSON dump) and statuses are open strings, so a new field or status
+from Runway never breaks a session. Secrets
 (``sessionKey``, LiveKit ``token``) are :class:`pydantic.SecretStr` and are registered with
-:func:`masquerade.register_secret` as soon as they are parsed.
+:func:`masquerade.register_session_secret` as soon as they are parsed.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic.alias_generators import to_camel
 
-from masquerade import register_secret
+from masquerade import register_session_secret
 
 __all__ = [
     "RealtimeSession",
@@ -34,13 +35,13 @@ TERMINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 
 class _Wire(BaseModel):
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="allow", frozen=True
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
     )
 
 
 def _secret(value: Any) -> Any:
     if isinstance(value, str):
-        register_secret(value)
+        register_session_secret(value)
     return value
 
 

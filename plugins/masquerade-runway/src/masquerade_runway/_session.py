@@ -27,7 +27,7 @@ from masquerade import (
     ProviderOutcome,
     ProvisioningStatus,
     TranscriptTurn,
-    register_secret,
+    register_session_secret,
 )
 from masquerade.events import ErrorEvent, Role, ToolCall, ToolResult
 from masquerade.provider import ProvisioningState
@@ -269,7 +269,7 @@ class RunwaySession:
             await self._follow_status()
             return
         credentials = await self.client.connect_backend(self.id)
-        register_secret(credentials.token.get_secret_value())
+        register_session_secret(credentials.token.get_secret_value())
         room = make_room(self._choose_room(credentials))
         translator = self._translator = MessageTranslator(session.emit)
         for tool in self.tools:
