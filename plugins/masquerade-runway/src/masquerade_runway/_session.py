@@ -29,7 +29,8 @@ from masquerade import (
     TranscriptTurn,
     register_session_secret,
 )
-from masquerade.events import ErrorEvent, Role, ToolCall, ToolResult
+from masquerade.errors import EventParseError
+from masquerade.events import ErrorEvent, Role, ToolCall, ToolResult, decode_json
 from masquerade.provider import ProvisioningState
 
 from ._client import RunwayClient
@@ -95,6 +96,26 @@ def make_room(kind: str) -> Room:
     raise ValueError(f"unknown room kind {kind!r}")
 
 
+#: The most characters of an undecodable RPC payload kept in the tool call's record.
+MAX_RAW_ARGUMENTS = 4096
+
+
+def rpc_arguments(payload: str) -> dict[str, Any] | str:
+    """The arguments of a ``backend_rpc`` call from its RPC payload: the decoded object
+    (its ``args`` when the worker wrapped them), or the raw text, cut to
+    :data:`MAX_RAW_ARGUMENTS`, when it is not a JSON object within the size and nesting
+    bounds (the call is then answered with an error naming the problem). Never raises."""
+    if not payload.strip():
+        return {}
+    try:
+        parsed = decode_json(payload)
+    except EventParseError:
+        return payload[:MAX_RAW_ARGUMENTS] if len(payload) > MAX_RAW_ARGUMENTS else payload
+    if isinstance(parsed, dict) and parsed.get("args") is not None:
+        parsed = parsed["args"]
+    return parsed if isinstance(parsed, dict) else payload[:MAX_RAW_ARGUMENTS]
+
+
 class _ToolEndpoint:
     """Answers the RPC calls of one ``backend_rpc`` tool through ``session.call_tool``."""
 
@@ -119,19 +140,10 @@ class _ToolEndpoint:
                 )
             )
             raise RpcFailure(f"Unauthorized caller: {caller}")
-        arguments: dict[str, Any] | str
-        try:
-            parsed = json.loads(invocation.payload) if invocation.payload.strip() else {}
-        except ValueError:
-            arguments = invocation.payload  # the invocation answers with a clear error
-        else:
-            if isinstance(parsed, dict) and parsed.get("args") is not None:
-                parsed = parsed["args"]
-            arguments = parsed if isinstance(parsed, dict) else invocation.payload
         call = ToolCall(
             call_id=invocation.request_id,
             name=self.name,
-            arguments=arguments,
+            arguments=rpc_arguments(invocation.payload),
             kind="backend_rpc",
         )
         answered = anyio.Event()
@@ -191,6 +203,8 @@ class RunwaySession:
         self._translator: MessageTranslator | None = None
         self._ended = False
         self._released = False
+        self._owner: Session | None = None
+        self._dropped_data = 0
         #: What the cancel path did: ``"end_call"``, ``"delete"`` or ``"none"``.
         self.ended_with: str | None = None
 
@@ -261,8 +275,25 @@ class RunwaySession:
         return kind
 
     def _on_data(self, message: DataMessage) -> None:
-        if self._translator is not None:
-            self._translator.feed(message.payload, message.sender)
+        translator = self._translator
+        if translator is None:
+            return
+        sender = message.sender
+        if sender is None or not sender.startswith(WORKER_PREFIX):
+            # Transcripts and client events speak for the avatar: only its worker may send
+            # them (the rule RPC applies). Anyone else's message is recorded and dropped.
+            self._dropped_data += 1
+            if self._owner is not None:
+                self._owner.emit(
+                    ErrorEvent(
+                        code="data_unauthorized",
+                        message=f"ignored a data message from {sender!r}: only the avatar "
+                        f"worker ({WORKER_PREFIX}...) may send transcripts and client events",
+                        raw=bytes(message.payload[:2000]).decode("utf-8", "replace"),
+                    )
+                )
+            return
+        translator.feed(message.payload, sender)
 
     async def connect(self, session: Session) -> None:
         if not self.backend:
@@ -271,6 +302,7 @@ class RunwaySession:
         credentials = await self.client.connect_backend(self.id)
         register_session_secret(credentials.token.get_secret_value())
         room = make_room(self._choose_room(credentials))
+        self._owner = session
         translator = self._translator = MessageTranslator(session.emit)
         for tool in self.tools:
             if tool.get("type") == "backend_rpc":
@@ -316,54 +348,93 @@ class RunwaySession:
             logger.info("could not read the status of session %s: %s", self.id, exc.message)
             return False
 
-    async def _wait_terminal(self, seconds: float) -> bool:
+    async def _wait_terminal(self, seconds: float, *, once: bool = False) -> bool:
         with anyio.move_on_after(seconds):
             delay = 0.02
             while True:
                 if await self._known_terminal(refresh=True):
                     return True
+                if once:
+                    return False
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 0.5)
         return False
 
     async def end(self, reason: str) -> None:
+        """End the session at Runway within ``request.end_timeout``: ``END_CALL`` over
+        the room, then ``DELETE`` retried with backoff until the budget is spent. Status
+        probes get a small slice of the budget each, so a stalled ``GET`` never starves
+        the ``DELETE``. Raises :class:`RunwayError` when the session could not be ended."""
         if self._ended:
             return
         self._ended = True
+        budget = self.request.end_timeout
+        deadline = anyio.current_time() + budget * 0.9
+        probe = min(2.0, budget * 0.15)
         room, self._room = self._room, None
         sent_end_call = False
         if room is not None:
             if room.connected and not await self._known_terminal(refresh=False):
-                try:
-                    await room.publish_data(END_CALL)
-                    sent_end_call = True
-                except RoomError as exc:
-                    logger.info("END_CALL for session %s failed: %s", self.id, exc)
-            with anyio.CancelScope(shield=True):
+                with anyio.move_on_after(probe):
+                    try:
+                        await room.publish_data(END_CALL)
+                        sent_end_call = True
+                    except RoomError as exc:
+                        logger.info("END_CALL for session %s failed: %s", self.id, exc)
+            with anyio.CancelScope(shield=True) as scope:
+                scope.deadline = anyio.current_time() + probe
                 await room.disconnect()
         if sent_end_call:
             self.ended_with = "end_call"
-            if await self._wait_terminal(self.provider.end_grace):
+            grace = min(self.provider.end_grace, budget * 0.4)
+            if await self._wait_terminal(grace):
                 return
             logger.warning(
-                "session %s did not end within %.1fs of END_CALL; cancelling it",
-                self.id,
-                self.provider.end_grace,
+                "session %s did not end within %.1fs of END_CALL; cancelling it", self.id, grace
             )
-        elif room is not None and await self._wait_terminal(min(1.0, self.provider.end_grace)):
+        elif room is not None and await self._wait_terminal(
+            min(1.0, self.provider.end_grace, budget * 0.2)
+        ):
             # The room closed by itself (the user hung up, or the session hit its limit)
             # and Runway recorded the end: nothing to cancel.
             self.ended_with = "none"
             return
-        if await self._known_terminal(refresh=True):
+        if await self._wait_terminal(probe, once=True):
             self.ended_with = self.ended_with or "none"
             return
-        try:
-            await self.client.delete_realtime_session(self.id)
-        except RunwayNotFound:
-            pass
-        self.ended_with = "delete"
-        logger.info("cancelled session %s (%s)", self.id, reason)
+        await self._delete(reason, deadline)
+
+    async def _delete(self, reason: str, deadline: float) -> None:
+        delay = 0.05
+        failure = "the end budget ran out before DELETE was answered"
+        while anyio.current_time() < deadline:
+            done = False
+            with anyio.move_on_after(deadline - anyio.current_time()):
+                try:
+                    await self.client.delete_realtime_session(self.id)
+                    done = True
+                except RunwayNotFound:
+                    done = True  # already gone
+                except RunwayError as exc:
+                    failure = exc.message
+                    if not exc.retryable:
+                        break
+            if done:
+                self.ended_with = "delete"
+                logger.info("cancelled session %s (%s)", self.id, reason)
+                return
+            remaining = deadline - anyio.current_time()
+            if remaining <= 0:
+                break
+            await anyio.sleep(min(delay, remaining))
+            delay = min(delay * 2, 1.0)
+        self.ended_with = "unended"
+        raise RunwayError(
+            f"could not end session {self.id} at Runway: {failure}",
+            retryable=True,
+            hint="the session may still be running (and billing) at Runway; it ends at its "
+            "max_duration. Check the dashboard, or DELETE it with the session id",
+        )
 
     # ------------------------------------------------------------------ result
     async def result(self) -> ProviderOutcome:
