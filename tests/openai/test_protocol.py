@@ -257,7 +257,7 @@ async def test_update_is_sent_and_kept_for_renewal(
             lambda: emulator.connection().session.get("instructions") == "Speak like a pirate."
         )
         s.end()
-    assert rt._session_payload["instructions"] == "Speak like a pirate."
+    assert rt.session_payload["instructions"] == "Speak like a pirate."
 
 
 async def test_rejected_configuration_fails_creation_clearly(

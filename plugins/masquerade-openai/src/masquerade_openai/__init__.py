@@ -27,7 +27,8 @@ from ._calls import RealtimeCalls
 from ._conversation import ConversationItem, RealtimeConversation
 from ._options import RealtimeOptions, RenewalPolicy
 from ._provider import OpenAIRealtimeProvider
-from ._session import OpenAIRealtimeSession, realtime, wait_realtime
+from ._lookup import realtime, wait_realtime
+from ._session import OpenAIRealtimeSession
 from ._webhooks import (
     MemoryReplayStore,
     ReplayStore,

@@ -1,0 +1,56 @@
+"""Small helpers every part of an OpenAI Realtime session uses: ids, hints, usage sums."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["FATAL_CODES", "event_id", "item_id", "hint_for", "add_usage", "noop_emit"]
+
+#: Error codes after which the session cannot go on.
+FATAL_CODES = frozenset(
+    {
+        "beta_api_shape_disabled",
+        "invalid_api_key",
+        "insufficient_quota",
+        "model_not_found",
+        "session_terminated",
+    }
+)
+
+
+def event_id() -> str:
+    """A fresh client event id (``evt_msq_...``)."""
+    return f"evt_msq_{uuid.uuid4().hex[:20]}"
+
+
+def item_id() -> str:
+    """A fresh id for an item the client creates (``item_msq_...``)."""
+    return f"item_msq_{uuid.uuid4().hex[:18]}"
+
+
+def hint_for(code: Any, param: Any) -> str | None:
+    """What a user can do about a Realtime error code, if anything is known."""
+    if code == "beta_api_shape_disabled":
+        return "the Realtime beta protocol is switched off; masquerade speaks GA only"
+    if code in ("unknown_parameter", "invalid_value", "missing_required_parameter"):
+        where = f" ({param})" if param else ""
+        return f"fix the session options{where}; see masquerade_openai.RealtimeOptions"
+    if code == "invalid_api_key":
+        return "check OPENAI_API_KEY (or the api_key you passed)"
+    return None
+
+
+def add_usage(total: dict[str, Any], usage: Mapping[str, Any]) -> None:
+    """Add one response's token usage into ``total`` (nested counts too)."""
+    for key, value in usage.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            total[key] = total.get(key, 0) + value
+        elif isinstance(value, Mapping):
+            add_usage(total.setdefault(key, {}), value)
+
+
+def noop_emit(event: Any) -> Any:
+    """The event sink of a part of the session before it is connected."""
+    return None

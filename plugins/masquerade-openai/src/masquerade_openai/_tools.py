@@ -1,0 +1,129 @@
+"""The tool round trip: a function call from the model, one answer back, then a follow-up.
+
+The model's function call arrives in pieces (``response.function_call_arguments.delta``,
+then ``.done``; sometimes only in ``response.output_item.done`` or ``response.done``).
+:class:`ToolRoundTrip` starts each call once (by ``call_id``), runs it in the masquerade
+session's task group (:meth:`masquerade.Session.call_tool`: events, hooks, tracing,
+exactly one result), sends the ``function_call_output`` item, and asks for the follow-up
+response once every tool of the turn has answered. Calls of a response that was cancelled
+never run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from masquerade import SessionClosed
+from masquerade.events import ProviderEvent, ToolCall
+
+from ._conversation import RealtimeConversation
+from ._fast import builder
+from ._link import YIELD, RealtimeLink
+from ._shared import event_id, item_id, noop_emit
+from ._transport import ConnectionClosed
+from ._turns import TurnTaking
+
+if TYPE_CHECKING:
+    from masquerade import Session
+
+__all__ = ["ToolRoundTrip"]
+
+_provider_event = builder(ProviderEvent)
+
+
+class ToolRoundTrip:
+    """Starts each function call once and sends its output back.
+
+    Attributes:
+        seen: the call ids already started (or refused because the session was ending).
+    """
+
+    def __init__(
+        self, link: RealtimeLink, turns: TurnTaking, conversation: RealtimeConversation
+    ) -> None:
+        self.link = link
+        self.turns = turns
+        self.conversation = conversation
+        self.abandoned = turns.abandoned  # the same set: responses whose calls never run
+        self.emit: Callable[[Any], Any] = noop_emit
+        self.session: Session | None = None
+        self.seen: set[str] = set()
+
+    # ------------------------------------------------------------ handlers
+    def on_arguments_delta(self, data: dict[str, Any]) -> None:
+        item = data.get("item_id")
+        if item:
+            self.conversation.ensure(item, "function_call").add_arguments(data["delta"])
+        self.emit(_provider_event({"type": "provider", "name": data["type"], "payload": data}))
+
+    def on_arguments_done(self, data: dict[str, Any]) -> None:
+        item_ref = data.get("item_id")
+        call = {"call_id": data["call_id"], "name": data.get("name"),
+                "arguments": data.get("arguments")}
+        if item_ref:
+            item = self.conversation.ensure(item_ref, "function_call")
+            item.call_id = call["call_id"]
+            if isinstance(call["arguments"], str):
+                item.arguments = call["arguments"]
+            call["name"] = call["name"] or item.name
+        # The beta event has no name: output_item.done starts the call then. A response
+        # that was cancelled may still finish its arguments: those calls never run.
+        if call["name"] and data.get("response_id") not in self.abandoned:
+            self.start(call)
+        self.emit(_provider_event({"type": "provider", "name": data["type"], "payload": data}))
+
+    # ------------------------------------------------------------ the round trip
+    def start(self, payload: Mapping[str, Any]) -> None:
+        """Start a function call (once per ``call_id``) in the session's task group."""
+        call_id = payload.get("call_id")
+        name = payload.get("name")
+        if not isinstance(call_id, str) or not call_id or call_id in self.seen:
+            return
+        if not isinstance(name, str) or not name:
+            return
+        session = self.session
+        if session is None:
+            return
+        self.seen.add(call_id)
+        text = payload.get("arguments")
+        text = text if isinstance(text, str) else ""
+        arguments: dict[str, Any] | str
+        try:
+            parsed = json.loads(text) if text.strip() else {}
+        except ValueError:
+            parsed = text  # not JSON: the invocation answers with an error naming it
+        arguments = parsed if isinstance(parsed, dict) else text
+        self.turns.tools_running += 1
+        try:
+            session.spawn(self._run, call_id, name, arguments, name=f"openai tool {name}")
+        except SessionClosed:  # the session is ending: the call gets no answer to send
+            self.turns.tools_running -= 1
+            return
+        self.link.outbox.append(YIELD)
+
+    async def _run(self, call_id: str, name: str, arguments: dict[str, Any] | str) -> None:
+        session = self.session
+        assert session is not None
+        turns = self.turns
+        try:
+            result = await session.call_tool(
+                ToolCall(call_id=call_id, name=name, arguments=arguments)
+            )
+            output = result.output_text()
+            payload = {"id": item_id(), "type": "function_call_output", "call_id": call_id,
+                       "output": output}
+            # Stored before sending: if the link drops now, the renewal replays it.
+            self.conversation.upsert({**payload, "status": "completed"})
+            self.conversation.attach_output(call_id, output)
+            turns.follow_up()
+            try:
+                await self.link.send({"type": "conversation.item.create",
+                                      "event_id": event_id(), "item": payload})
+            except ConnectionClosed:
+                pass  # replayed by the renewal
+        finally:
+            turns.tools_running -= 1
+        turns.pump()
+        await self.link.flush()

@@ -1,0 +1,335 @@
+"""Protocol translation: server events in, normalized masquerade events out.
+
+:class:`EventTranslator` holds one table, event type -> small handler. The receive loop
+(:meth:`EventTranslator.read`) parses each frame with ``json.loads``, looks its type up in
+the table and calls the handler, which updates the conversation store and hands events to
+the session's synchronous ``emit`` (built without validation: see :mod:`._fast`). There
+is no await per event beyond the socket receive; whatever a handler queued in the outbox
+is sent after the frame. Types without a handler become ``provider`` events, and a frame
+that cannot be handled becomes a non-fatal ``error`` event (``malformed_event``).
+
+Handlers for responses, audio and speech live with turn taking (:mod:`._turns`), those
+for function-call arguments with the tool round trip (:mod:`._tools`); the table here
+names them all.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from masquerade import redact
+from masquerade.events import ErrorEvent, ProviderEvent, TranscriptDelta, TranscriptDone
+
+from ._conversation import ConversationItem, RealtimeConversation
+from ._fast import builder
+from ._link import RealtimeLink
+from ._options import RealtimeOptions
+from ._shared import FATAL_CODES, noop_emit
+from ._tools import ToolRoundTrip
+from ._transport import WebSocket
+from ._turns import TurnTaking
+
+__all__ = ["EventTranslator", "Handler"]
+
+logger = logging.getLogger("masquerade_openai")
+
+Handler = Callable[[dict[str, Any]], None]
+
+_transcript_delta = builder(TranscriptDelta)
+_transcript_done = builder(TranscriptDone)
+_provider_event = builder(ProviderEvent)
+
+
+class EventTranslator:
+    """The handler table of one session and its receive loop.
+
+    Attributes:
+        handlers: server event type -> handler.
+        replaying: ids of items a renewal is replaying (not announced again).
+    """
+
+    def __init__(
+        self,
+        options: RealtimeOptions,
+        link: RealtimeLink,
+        conversation: RealtimeConversation,
+        turns: TurnTaking,
+        tools: ToolRoundTrip,
+    ) -> None:
+        self.options = options
+        self.link = link
+        self.conversation = conversation
+        self.turns = turns
+        self.abandoned = turns.abandoned  # the same set: responses whose output is dropped
+        self.emit: Callable[[Any], Any] = noop_emit
+        self.replaying: set[str] = set()
+        self._announced: set[str] = set()
+        self._text_item: ConversationItem | None = None  # the item text deltas go to
+        self.handlers: dict[str, Handler] = {
+            "session.created": self._on_session_created,
+            "session.updated": self._on_session_updated,
+            "error": self._on_error,
+            "conversation.item.added": self._on_item_added,
+            "conversation.item.created": self._on_item_added,  # beta
+            "conversation.item.done": self._on_item_done,
+            "conversation.item.retrieved": self._on_item_added,
+            "conversation.item.truncated": self._on_item_truncated,
+            "conversation.item.deleted": self._on_item_deleted,
+            "conversation.item.input_audio_transcription.delta": self._on_input_transcript_delta,
+            "conversation.item.input_audio_transcription.completed": self._on_input_transcript,
+            "conversation.item.input_audio_transcription.failed": self._on_transcription_failed,
+            "input_audio_buffer.speech_started": turns.on_speech_started,
+            "input_audio_buffer.speech_stopped": turns.on_speech_stopped,
+            "response.created": turns.on_response_created,
+            "response.done": turns.on_response_done,
+            "response.output_item.added": self._on_output_item_added,
+            "response.output_item.done": self._on_output_item_done,
+            "response.output_audio.delta": turns.on_audio_delta,
+            "response.audio.delta": turns.on_audio_delta,  # beta
+            "response.output_audio_transcript.delta": self._on_transcript_delta,
+            "response.audio_transcript.delta": self._on_transcript_delta,  # beta
+            "response.output_audio_transcript.done": self._on_transcript_done,
+            "response.audio_transcript.done": self._on_transcript_done,  # beta
+            "response.output_text.delta": self._on_text_delta,
+            "response.text.delta": self._on_text_delta,  # beta
+            "response.output_text.done": self._on_text_done,
+            "response.text.done": self._on_text_done,  # beta
+            "response.function_call_arguments.delta": tools.on_arguments_delta,
+            "response.function_call_arguments.done": tools.on_arguments_done,
+        }
+        self._start_tool = tools.start
+
+    # ------------------------------------------------------------ the receive loop
+    async def read(self, ws: WebSocket) -> None:
+        """Handle frames from ``ws`` until it closes (raises ``ConnectionClosed``)."""
+        recv = ws.recv
+        loads = json.loads
+        handlers = self.handlers
+        outbox = self.link.outbox
+        flush = self.link.flush
+        unmapped = self._unmapped
+        while True:
+            raw = await recv()
+            data = None
+            try:
+                data = loads(raw)
+                if type(data) is dict:
+                    handler = handlers.get(data.get("type"))  # type: ignore[arg-type]
+                    if handler is None:
+                        unmapped(data)
+                    else:
+                        handler(data)
+                else:
+                    self._malformed(raw, "the frame is not a JSON object")
+            except Exception as exc:
+                self._handler_failed(raw, data, exc)
+            if outbox:
+                await flush()
+
+    def dispatch(self, data: Any) -> None:
+        """Handle one event outside the receive loop (the handshake's events)."""
+        if not isinstance(data, dict):
+            self._malformed(data, "the frame is not a JSON object")
+            return
+        try:
+            handler = self.handlers.get(data.get("type"))  # type: ignore[arg-type]
+            if handler is None:
+                self._unmapped(data)
+            else:
+                handler(data)
+        except Exception as exc:
+            self._handler_failed(data, data, exc)
+
+    def _unmapped(self, data: dict[str, Any]) -> None:
+        self.emit(_provider_event({"type": "provider", "name": str(data.get("type")),
+                                   "payload": data}))
+
+    def _raw(self, data: dict[str, Any]) -> None:
+        self.emit(_provider_event({"type": "provider", "name": data["type"], "payload": data}))
+
+    def _handler_failed(self, raw: Any, data: Any, exc: Exception) -> None:
+        if data is None:
+            self._malformed(raw, "the frame is not valid JSON")
+            return
+        if not isinstance(exc, KeyError | TypeError | ValueError | AttributeError):
+            logger.debug("handling a server event failed", exc_info=True)
+        problem = f"missing field {exc}" if isinstance(exc, KeyError) else (
+            f"{type(exc).__name__}: {exc}"
+        )
+        self._malformed(data, problem)
+
+    def _malformed(self, raw: Any, problem: str) -> None:
+        kind = raw.get("type") if isinstance(raw, dict) else None
+        what = f"a {kind!r} event" if kind else "a server frame"
+        if isinstance(raw, bytes | str):
+            raw = raw[:2000]
+        self.emit(
+            ErrorEvent(
+                code="malformed_event",
+                message=redact(f"{what} could not be handled ({problem}); it was skipped"),
+                fatal=False,
+                raw=raw,
+            )
+        )
+
+    # ------------------------------------------------------------ session
+    def _on_session_created(self, data: dict[str, Any]) -> None:
+        self.link.note_session(data["session"])
+        self._raw(data)
+
+    def _on_session_updated(self, data: dict[str, Any]) -> None:
+        session = data["session"]
+        if isinstance(session, dict):
+            self.link.session_config = session
+        self._raw(data)
+
+    def _on_error(self, data: dict[str, Any]) -> None:
+        error = data["error"]
+        if not isinstance(error, dict):
+            raise TypeError("'error' is not an object")
+        code = error.get("code")
+        message = str(error.get("message") or "the Realtime server reported an error")
+        self.turns.on_error(code, error.get("event_id"))
+        expired = code == "session_expired" or "maximum duration" in message
+        if expired:
+            self.link.expired = True
+        fatal = code in FATAL_CODES or (expired and not self.options.renewal.enabled)
+        self.emit(
+            ErrorEvent(
+                code=str(code or error.get("type") or "error"),
+                message=redact(message),
+                fatal=fatal,
+                raw=data,
+            )
+        )
+
+    # ------------------------------------------------------------ conversation items
+    def _on_item_added(self, data: dict[str, Any]) -> None:
+        stored = self.conversation.upsert(data["item"])
+        if stored is not None and stored.completed:
+            self._announce_text_item(stored)
+        self._raw(data)
+
+    def _on_item_done(self, data: dict[str, Any]) -> None:
+        stored = self.conversation.upsert(data["item"])
+        if stored is not None:
+            self.conversation.mark_completed(stored)
+            self._announce_text_item(stored)
+            self.replaying.discard(stored.id)
+        self._raw(data)
+
+    def _announce_text_item(self, item: ConversationItem) -> None:
+        # User/system text typed by someone else (our own is announced when sent);
+        # replayed items were announced in their first session.
+        if (
+            item.type == "message"
+            and item.role in ("user", "system")
+            and item.text
+            and item.id not in self.replaying
+            and item.id not in self._announced
+            and not item.id.startswith("item_msq_")
+        ):
+            self._announced.add(item.id)  # once: conversation.item.done follows .added
+            self.emit(_transcript_done({"type": "transcript.done", "role": item.role,
+                                        "text": item.text, "turn": item.id}))
+
+    def _on_item_truncated(self, data: dict[str, Any]) -> None:
+        self.conversation.truncate(data["item_id"], int(data.get("audio_end_ms") or 0))
+        self._raw(data)
+
+    def _on_item_deleted(self, data: dict[str, Any]) -> None:
+        self.conversation.delete(data["item_id"])
+        self._raw(data)
+
+    def _on_output_item_added(self, data: dict[str, Any]) -> None:
+        item = self.conversation.upsert(data["item"])
+        if item is not None and item.response_id is None:
+            item.response_id = data.get("response_id")
+        self._raw(data)
+
+    def _on_output_item_done(self, data: dict[str, Any]) -> None:
+        payload = data["item"]
+        item = self.conversation.upsert(payload)
+        if item is not None:
+            self.conversation.mark_completed(item)
+        if (
+            payload.get("type") == "function_call"
+            and payload.get("status") in (None, "completed")
+            and data.get("response_id") not in self.abandoned
+        ):
+            self._start_tool(payload)
+        self._raw(data)
+
+    # ------------------------------------------------------------ transcripts
+    def _on_input_transcript_delta(self, data: dict[str, Any]) -> None:
+        delta = data["delta"]
+        item_id = data["item_id"]
+        self.conversation.ensure(item_id, "message", "user").add_transcript(delta)
+        self.emit(_transcript_delta({"type": "transcript.delta", "role": "user",
+                                     "text": delta, "turn": item_id}))
+
+    def _on_input_transcript(self, data: dict[str, Any]) -> None:
+        transcript = data["transcript"]
+        item_id = data["item_id"]
+        item = self.conversation.ensure(item_id, "message", "user")
+        item.transcript = transcript
+        self.emit(_transcript_done({"type": "transcript.done", "role": "user",
+                                    "text": transcript, "turn": item_id}))
+
+    def _on_transcription_failed(self, data: dict[str, Any]) -> None:
+        found = data.get("error")
+        error: dict[str, Any] = found if isinstance(found, dict) else {}
+        self.emit(
+            ErrorEvent(
+                code="transcription_failed",
+                message=f"input transcription failed for item {data.get('item_id')}: "
+                f"{error.get('message') or 'no reason given'}",
+                fatal=False,
+                raw=data,
+            )
+        )
+
+    def _on_transcript_delta(self, data: dict[str, Any]) -> None:
+        if data.get("response_id") in self.abandoned:
+            return
+        self._assistant_delta(data, transcript=True)
+
+    def _on_text_delta(self, data: dict[str, Any]) -> None:
+        self._assistant_delta(data, transcript=False)
+
+    def _on_transcript_done(self, data: dict[str, Any]) -> None:
+        self._assistant_done(data.get("item_id"), data["transcript"], transcript=True)
+
+    def _on_text_done(self, data: dict[str, Any]) -> None:
+        self._assistant_done(data.get("item_id"), data["text"], transcript=False)
+
+    def _assistant_delta(self, data: dict[str, Any], *, transcript: bool) -> None:
+        # Spoken transcripts and text output are the same normalized event; only the
+        # conversation item's field differs.
+        delta = data["delta"]
+        item_id = data.get("item_id")
+        item = self._text_item
+        if item is None or item.id != item_id:
+            item = self._text_item = (
+                self.conversation.ensure(item_id, "message", "assistant") if item_id else None
+            )
+        if item is not None:
+            if transcript:
+                item.add_transcript(delta)
+            else:
+                item.add_text(delta)
+        self.emit(_transcript_delta({"type": "transcript.delta", "role": "assistant",
+                                     "text": delta, "turn": item_id}))
+
+    def _assistant_done(self, item_id: str | None, text: str, *, transcript: bool) -> None:
+        if item_id:
+            item = self.conversation.ensure(item_id, "message", "assistant")
+            if transcript:
+                item.transcript = text
+            else:
+                item.text = text
+        self.emit(_transcript_done({"type": "transcript.done", "role": "assistant",
+                                    "text": text, "turn": item_id}))
