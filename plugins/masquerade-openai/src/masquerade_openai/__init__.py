@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from ._calls import RealtimeCalls
 from ._conversation import ConversationItem, RealtimeConversation
+from ._lookup import realtime, wait_realtime
 from ._options import RealtimeOptions, RenewalPolicy
 from ._provider import OpenAIRealtimeProvider
-from ._lookup import realtime, wait_realtime
 from ._session import OpenAIRealtimeSession
 from ._webhooks import (
     MemoryReplayStore,

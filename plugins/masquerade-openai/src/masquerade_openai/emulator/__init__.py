@@ -26,27 +26,23 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
-import json
-import re
 import secrets
 import threading
-import time
-import uuid
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import parse_qsl, urlsplit
 
 import anyio
 import anyio.to_thread
 
 from masquerade import register_secret
 
-from .._webhooks import new_webhook_secret, sign_webhook
-from ._realtime import AUDIO_CHUNK_B64, ConnectionRecord, RealtimeServerSession
+from .._webhooks import new_webhook_secret
+from ._app import EmulatorApp
+from ._audio import AUDIO_CHUNK_B64
+from ._calls import CallRecord
+from ._realtime import ConnectionRecord, RealtimeServerSession
 from ._script import EmulatorScript, Rule, ToolStep
-from ._wire import HttpRequest, HttpResponse, WireServer, WsConnection, json_response
 
 if TYPE_CHECKING:
     from .._provider import OpenAIRealtimeProvider
@@ -63,189 +59,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-_CALL_PATH = re.compile(r"^/v1/realtime/calls/([^/]+)/(accept|reject|hangup|refer)$")
-
-
-@dataclass
-class CallRecord:
-    """One emulated SIP call.
-
-    ``state`` goes ``incoming`` -> ``accepted`` | ``rejected``; an accepted call ends as
-    ``ended`` (hangup, by either side) or ``referred`` (transferred).
-    """
-
-    call_id: str
-    sip_headers: list[dict[str, str]] = field(default_factory=list)
-    state: str = "incoming"
-    accept_config: dict[str, Any] | None = None
-    reject_status: int | None = None
-    refer_target: str | None = None
-    hung_up_by: str | None = None
-    sessions: list[RealtimeServerSession] = field(default_factory=list)
-
-
-_CallRecord = CallRecord
-
-
-def _error(message: str, code: str | None, *, param: str | None = None,
-           kind: str = "invalid_request_error") -> dict[str, Any]:
-    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
-
-
-class _App:
-    """The emulator's state and request handling (runs on the emulator's loop)."""
-
-    def __init__(self, api_key: str, script: EmulatorScript, webhook_secret: str) -> None:
-        self.api_key = api_key
-        self.script = script
-        self.webhook_secret = webhook_secret
-        self.connections: list[ConnectionRecord] = []
-        self.sessions: list[RealtimeServerSession] = []
-        self.calls: dict[str, CallRecord] = {}
-        self.http_requests: list[tuple[str, str]] = []
-        self.server = WireServer(http=self.http, authorize_ws=self.authorize,
-                                 websocket=self.websocket)
-
-    def _authorized(self, headers: Mapping[str, str]) -> bool:
-        expected = f"Bearer {self.api_key}"
-        return secrets.compare_digest(headers.get("authorization", ""), expected)
-
-    # ------------------------------------------------------------ HTTP
-    async def http(self, request: HttpRequest) -> HttpResponse:
-        self.http_requests.append((request.method, request.path))
-        if not self._authorized(request.headers):
-            return json_response(401, _error(
-                "Incorrect API key provided. You can find your API key at "
-                "https://platform.openai.com/account/api-keys.", "invalid_api_key"))
-        match = _CALL_PATH.match(request.path)
-        if match is None:
-            return json_response(404, _error(f"Unknown path {request.path}", "not_found"))
-        if request.method != "POST":
-            return json_response(405, _error("Method not allowed", "method_not_allowed"))
-        call_id, action = match.group(1), match.group(2)
-        call = self.calls.get(call_id)
-        try:
-            body = request.json() if request.body else None
-        except ValueError:
-            return json_response(400, _error("The body is not valid JSON.", "invalid_json"))
-        if call is None:
-            return json_response(404, _error(f"Call '{call_id}' not found.", "call_not_found"))
-        if action == "accept":
-            if call.state != "incoming":
-                return json_response(404, _error(f"Call '{call_id}' is no longer ringing.",
-                                                 "call_not_found"))
-            if not isinstance(body, dict) or body.get("type") != "realtime":
-                return json_response(400, _error("Missing required parameter: 'type'.",
-                                                 "missing_required_parameter", param="type"))
-            call.state = "accepted"
-            call.accept_config = {k: v for k, v in body.items() if k != "type"}
-            return json_response(200)
-        if action == "reject":
-            if call.state != "incoming":
-                return json_response(404, _error(f"Call '{call_id}' is no longer ringing.",
-                                                 "call_not_found"))
-            status = (body or {}).get("status_code", 603) if isinstance(body, dict) else 603
-            call.state = "rejected"
-            call.reject_status = int(status)
-            return json_response(200)
-        if call.state not in ("accepted", "incoming"):
-            return json_response(404, _error(f"Call '{call_id}' has ended.", "call_not_found"))
-        if action == "hangup":
-            await self._end_call(call, "ended", by="server")
-            return json_response(200)
-        target = body.get("target_uri") if isinstance(body, dict) else None
-        if not isinstance(target, str) or not target:
-            return json_response(400, _error("Missing required parameter: 'target_uri'.",
-                                             "missing_required_parameter", param="target_uri"))
-        call.refer_target = target
-        await self._end_call(call, "referred", by="server")
-        return json_response(200)
-
-    async def _end_call(self, call: CallRecord, state: str, *, by: str) -> None:
-        call.state = state
-        call.hung_up_by = by
-        for session in list(call.sessions):
-            session.conn.start_close(1000, "call ended")
-
-    # ------------------------------------------------------------ websocket
-    def authorize(self, request: HttpRequest) -> HttpResponse | None:
-        if request.path.rstrip("/") != "/v1/realtime":
-            return json_response(404, _error(f"Unknown path {request.path}", "not_found"))
-        if not self._authorized(request.headers):
-            return json_response(401, _error(
-                "Incorrect API key provided. You can find your API key at "
-                "https://platform.openai.com/account/api-keys.", "invalid_api_key"))
-        model, call_id = request.query.get("model"), request.query.get("call_id")
-        if model and call_id:
-            return json_response(400, _error("Specify either 'model' or 'call_id', not both.",
-                                             "invalid_request_error"))
-        if not model and not call_id:
-            return json_response(400, _error("Missing required parameter: 'model'.",
-                                             "missing_required_parameter", param="model"))
-        if call_id:
-            call = self.calls.get(call_id)
-            if call is None or call.state != "accepted":
-                return json_response(404, _error(f"Call '{call_id}' not found or not active.",
-                                                 "call_not_found"))
-        return None
-
-    async def websocket(self, connection: WsConnection) -> None:
-        query = dict(parse_qsl(urlsplit(connection.request.path).query))
-        headers = {k.lower(): v for k, v in connection.request.headers.raw_items()
-                   if k.lower() != "authorization"}
-        record = ConnectionRecord(index=len(self.connections), query=query, headers=headers)
-        self.connections.append(record)
-        if headers.get("openai-beta", "").startswith("realtime="):
-            # The beta protocol is switched off: the service accepts, explains, closes.
-            connection.send_json({"type": "error", "event_id": "event_beta", "error": {
-                "type": "invalid_request_error", "code": "beta_api_shape_disabled",
-                "message": "The Realtime Beta API is no longer supported. Please use "
-                           "/v1/realtime for the GA API.", "param": None, "event_id": None}})
-            connection.start_close(4000, "invalid_request_error.beta_api_shape_disabled")
-            async for _ignored in connection.messages():  # until the client answers
-                pass
-            record.closed, record.close_code = True, 4000
-            return
-        call = self.calls.get(query["call_id"]) if "call_id" in query else None
-        session = RealtimeServerSession(
-            connection, record, self.script,
-            model=query.get("model", "gpt-realtime"), call=call,
-        )
-        self.sessions.append(session)
-        if call is not None:
-            call.sessions.append(session)
-        try:
-            await session.run()
-        finally:
-            if call is not None and session in call.sessions:
-                call.sessions.remove(session)
-
-    # ------------------------------------------------------------ calls and webhooks
-    def new_call(self, sip_headers: Mapping[str, str] | None = None) -> CallRecord:
-        call_id = f"rtc_{uuid.uuid4().hex[:24]}"
-        headers = [{"name": k, "value": v} for k, v in (sip_headers or {
-            "From": "\"Caller\" <sip:+14155550100@example.com>;tag=emu",
-            "To": "<sip:+14155550199@sip.api.openai.com>",
-            "Call-ID": f"{uuid.uuid4().hex}@emulator",
-        }).items()]
-        call = CallRecord(call_id=call_id, sip_headers=headers)
-        self.calls[call_id] = call
-        return call
-
-    def webhook_request(
-        self, call: CallRecord, *, timestamp: int | None = None
-    ) -> tuple[bytes, dict[str, str]]:
-        event: dict[str, Any] = {
-            "id": f"evt_{uuid.uuid4().hex[:24]}",
-            "object": "event",
-            "created_at": int(time.time()),
-            "type": "realtime.call.incoming",
-            "data": {"call_id": call.call_id, "sip_headers": call.sip_headers},
-        }
-        body = json.dumps(event).encode()
-        headers = sign_webhook(body, self.webhook_secret, msg_id=event["id"],
-                               timestamp=timestamp)
-        return body, headers
 
 
 class OpenAIRealtimeEmulator:
@@ -279,7 +92,7 @@ class OpenAIRealtimeEmulator:
         self.host = host
         self.port = port
         self.webhook_secret = webhook_secret or new_webhook_secret()
-        self._app = _App(self.api_key, _as_script(script), self.webhook_secret)
+        self._app = EmulatorApp(self.api_key, _as_script(script), self.webhook_secret)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
@@ -507,19 +320,19 @@ class OpenAIRealtimeEmulator:
     # ------------------------------------------------------------ SIP calls
     def new_call(self, sip_headers: Mapping[str, str] | None = None) -> str:
         """Register a ringing SIP call; returns its call id (no webhook is sent)."""
-        return self._app.new_call(sip_headers).call_id
+        return self._app.desk.new_call(sip_headers).call_id
 
     def webhook_request(self, call_id: str, *, timestamp: int | None = None
                         ) -> tuple[bytes, dict[str, str]]:
         """The body and signed headers of the ``realtime.call.incoming`` webhook."""
-        return self._app.webhook_request(self._app.calls[call_id], timestamp=timestamp)
+        return self._app.desk.webhook_request(self._app.calls[call_id], timestamp=timestamp)
 
     async def ring(self, webhook_url: str, *, sip_headers: Mapping[str, str] | None = None,
                    timeout: float = 10.0) -> tuple[str, int]:
         """Place an incoming call: register it and POST its signed webhook to
         ``webhook_url`` from the emulator's thread. Returns ``(call_id, HTTP status)``."""
-        call = self._app.new_call(sip_headers)
-        body, headers = self._app.webhook_request(call)
+        call = self._app.desk.new_call(sip_headers)
+        body, headers = self._app.desk.webhook_request(call)
 
         async def post() -> int:
             import httpx
@@ -538,7 +351,7 @@ class OpenAIRealtimeEmulator:
     def caller_hangs_up(self, call_id: str) -> None:
         """The caller hangs up: attached sockets close with 1000, accept answers 404."""
         call = self._app.calls[call_id]
-        self._run(lambda: self._app._end_call(call, "ended", by="caller"))
+        self._run(lambda: self._app.desk.end_call(call, "ended", by="caller"))
 
 
 def _as_script(value: EmulatorScript | Mapping[str, Any] | str | Path | None) -> EmulatorScript:
@@ -561,7 +374,7 @@ async def serve(
 ) -> None:
     """Serve the emulator on the current asyncio loop until cancelled (the CLI's entry)."""
     register_secret(api_key)
-    app = _App(api_key, _as_script(script), new_webhook_secret())
+    app = EmulatorApp(api_key, _as_script(script), new_webhook_secret())
     bound = await app.server.start(host, port)
     ready(f"http://{host}:{bound}/v1")
     try:
