@@ -168,6 +168,11 @@ class RealtimeServerSession:
             **self.conversation.handlers(),
         }
 
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        """The conversation's items, in order."""
+        return self.conversation.items
+
     # ------------------------------------------------------------ sending
     def new_id(self, prefix: str) -> str:
         return f"{prefix}_{uuid.uuid4().hex[:18]}"
