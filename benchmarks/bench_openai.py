@@ -1,30 +1,32 @@
-"""OpenAI Realtime: per-event cost and tool round trip, side by side, on one loopback stream.
+"""OpenAI Realtime: per-event cost and tool round trip, side by side, on one replay server.
 
     .venv/bin/python benchmarks/bench_openai.py [--events 3000] [--rounds 7] [--tool-turns 300]
 
-The emulator runs in its own process (``masquerade emulate openai``), so the server
-works on one core and every contender reads on the other. It streams realistic GA events
-with its load-generation directive: ``bench audio N`` is N ``response.output_audio.delta``
-events of 100 ms of 24 kHz PCM16 (4800 bytes, 6400 base64 characters) with one
-``response.output_audio_transcript.delta`` per three, plus the usual framing events;
-``bench text N`` is N ``response.output_text.delta`` events. Each round sends a user
-message and a ``response.create`` and times until ``response.done``; the same stream goes,
-in turn, to:
+The server is ``benchmarks/_replay.py`` in its own process: it recorded the OpenAI
+emulator's GA event streams once at start-up and replays each response as one pre-framed
+write, so the client's receive path, not the server, sets the pace. ``bench audio N`` is
+N ``response.output_audio.delta`` events of 100 ms of 24 kHz PCM16 (4800 bytes, 6400
+base64 characters) with one ``response.output_audio_transcript.delta`` per three, plus the
+framing events; ``bench text N`` is N ``response.output_text.delta`` events. The same
+stream goes, round after round, to each contender in turn:
 
 * **raw**: a ``websockets.asyncio`` client whose loop is ``json.loads(await ws.recv())``;
-* **masquerade**: a masquerade session (the OpenAI provider: parse, normalize, store the
-  conversation, ``Session.emit`` to the built-in observers logging and tracing, plus an
-  ``on_event`` callback that notices ``response.done``);
+* **masquerade**: a masquerade session with the OpenAI provider and the built-in
+  ``logging`` and ``tracing`` observers (parse, normalize, store the conversation,
+  ``Session.emit``), plus an ``on_event`` callback that notices ``response.done``;
 * **masquerade + subscriber**: the same with an application reading ``session.events()``;
-* **openai SDK**: ``AsyncOpenAI().realtime.connect()`` and a ``recv()`` loop;
-* **openai-agents**: a ``RealtimeSession`` (``RealtimeRunner``) iterated until
-  ``agent_end``.
+* **openai SDK**: ``AsyncOpenAI().realtime.connect()`` and a ``recv()`` loop.
 
-Rounds are interleaved across contenders and the best round of each is reported (the
-machine is shared; the best round is the least disturbed). The tool round trip sends
-``call bench_tool {...}`` and times until the follow-up response is done (function call,
-tool, ``function_call_output``, sequenced ``response.create``, answer), for raw and
-masquerade, and reports p50 and p99.
+Each figure is the median over the rounds with the min..max; ratios are taken per round
+(against raw in the same round), so a disturbance of the shared machine hits both sides.
+CPU is the client process's ``time.process_time()``. GC pauses are counted with
+``gc.callbacks`` while each contender runs.
+
+The tool round trip sends ``call bench_tool {"x": 1}`` and times until the follow-up
+response is done (function call, tool, ``function_call_output``, ``response.create`` once
+the calling response is done, answer): raw loop, masquerade session (the tool through the
+session's tool chain, logging and tracing on) and the SDK, one turn each in turn; p50,
+p99, max, and the p50 difference per block of turns.
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ import contextlib
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -44,35 +45,51 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 
-KEY = "emu_bench_key_0123456789abcdef"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _replay
+from _stats import GcPauses, median_range, percentile
+
+KEY = "bench_key_0123456789abcdef"
 Round = Callable[[str], Awaitable[tuple[int, float, float]]]
-
-
-def start_emulator() -> tuple[subprocess.Popen[str], str]:
-    cli = Path(sys.executable).parent / "masquerade"
-    process = subprocess.Popen(
-        [str(cli), "emulate", "openai", "--port", "0", "--api-key", KEY],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if "listening on" not in line:
-        raise SystemExit(f"the emulator did not start: {line!r}")
-    process.stdout.readline()
-    return process, line.rsplit(" ", 1)[1].strip()
+RAW = "raw websockets + json.loads"
+MASQ = "masquerade session"
+SDK = "openai SDK recv()"
 
 
 def user_message(text: str) -> dict[str, Any]:
-    return {"type": "conversation.item.create", "item": {
-        "type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}}
+    return {
+        "type": "conversation.item.create",
+        "item": {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": text}],
+        },
+    }
+
+
+def session_update(*, tools: bool) -> str:
+    session: dict[str, Any] = {
+        "type": "realtime",
+        "output_modalities": ["text"],
+        "audio": {"input": {"turn_detection": None}},
+    }
+    if tools:
+        session["tools"] = _replay.TOOLS
+    return json.dumps({"type": "session.update", "session": session})
 
 
 # ---------------------------------------------------------------- contenders
 async def open_raw(ws_url: str) -> tuple[Round, Callable[[], Awaitable[None]]]:
     from websockets.asyncio.client import connect
 
-    ws = await connect(ws_url, additional_headers={"Authorization": f"Bearer {KEY}"},
-                       compression=None, max_size=16 * 2**20)
+    ws = await connect(
+        ws_url,
+        additional_headers={"Authorization": f"Bearer {KEY}"},
+        compression=None,
+        max_size=16 * 2**20,
+    )
+    json.loads(await ws.recv())
+    await ws.send(session_update(tools=False))
     json.loads(await ws.recv())
 
     async def one(prompt: str) -> tuple[int, float, float]:
@@ -91,17 +108,29 @@ async def open_raw(ws_url: str) -> tuple[Round, Callable[[], Awaitable[None]]]:
     return one, ws.close
 
 
+def masquerade_provider(base_url: str, **options: Any) -> Any:
+    import masquerade_openai
+
+    return masquerade_openai.OpenAIRealtimeProvider(
+        api_key=KEY,
+        base_url=base_url,
+        transcription=None,
+        turn_detection=None,
+        output_modalities=["text"],
+        renewal={"renew_after": None},
+        **options,
+    )
+
+
 async def open_masquerade(
     base_url: str, stack: contextlib.AsyncExitStack, *, subscriber: bool
 ) -> tuple[Round, Callable[[], Awaitable[None]]]:
     import masquerade_openai
     from masquerade import Host, SessionRequest
 
-    provider = masquerade_openai.OpenAIRealtimeProvider(
-        api_key=KEY, base_url=base_url, transcription=None, turn_detection=None,
-        renewal={"renew_after": None},
+    host = await stack.enter_async_context(
+        Host(plugins=[masquerade_provider(base_url)], load_entrypoints=False)
     )
-    host = await stack.enter_async_context(Host(plugins=[provider], load_entrypoints=False))
     waiter: list[anyio.Event] = [anyio.Event()]
 
     def on_event(event: Any) -> None:
@@ -142,8 +171,9 @@ async def open_sdk(base_url: str) -> tuple[Round, Callable[[], Awaitable[None]]]
     import openai
 
     client = openai.AsyncOpenAI(api_key=KEY, base_url=base_url)
-    manager = client.realtime.connect(model="gpt-realtime")
-    conn = await manager.enter()
+    conn = await client.realtime.connect(model="gpt-realtime").enter()
+    await conn.recv()
+    await conn.send(json.loads(session_update(tools=False)))
     await conn.recv()
 
     async def one(prompt: str) -> tuple[int, float, float]:
@@ -161,85 +191,97 @@ async def open_sdk(base_url: str) -> tuple[Round, Callable[[], Awaitable[None]]]
     return one, conn.close
 
 
-async def open_agents(ws_url: str) -> tuple[Round, Callable[[], Awaitable[None]]]:
-    from agents.realtime import RealtimeAgent, RealtimeRunner
-
-    agent = RealtimeAgent(name="bench", instructions="You are a benchmark.")
-    runner = RealtimeRunner(agent)
-    session = await runner.run(model_config={"api_key": KEY, "url": ws_url})
-    await session.__aenter__()
-    events = session.__aiter__()
-
-    async def one(prompt: str) -> tuple[int, float, float]:
-        cpu = time.process_time()
-        started = time.perf_counter()
-        await session.send_message(prompt)
-        while True:
-            event = await events.__anext__()
-            if event.type == "agent_end":
-                return 0, time.perf_counter() - started, time.process_time() - cpu
-
-    async def close() -> None:
-        await session.__aexit__(None, None, None)
-
-    return one, close
-
-
 # ---------------------------------------------------------------- tool round trip
-async def raw_tool_turn(ws_url: str, turns: int) -> list[tuple[float, float]]:
-    from websockets.asyncio.client import connect
-
-    timings: list[tuple[float, float]] = []
-    async with connect(ws_url, additional_headers={"Authorization": f"Bearer {KEY}"},
-                       compression=None) as ws:
-        await ws.recv()
-        await ws.send(json.dumps({"type": "session.update", "session": {
-            "type": "realtime", "output_modalities": ["text"],
-            "audio": {"input": {"turn_detection": None}},
-            "tools": [{"type": "function", "name": "bench_tool", "description": "b",
-                       "parameters": {"type": "object", "properties": {"x": {"type": "integer"}}}}],
-        }}))
-        while json.loads(await ws.recv())["type"] != "session.updated":
-            pass
-        for _ in range(turns):
-            cpu = time.process_time()
-            started = time.perf_counter()
-            await ws.send(json.dumps(user_message('call bench_tool {"x": 1}')))
-            await ws.send('{"type":"response.create"}')
-            done = 0
-            while done < 2:
-                data = json.loads(await ws.recv())
-                kind = data["type"]
-                if kind == "response.function_call_arguments.done":
-                    output = json.dumps(bench_tool(**json.loads(data["arguments"])))
-                    await ws.send(json.dumps({"type": "conversation.item.create", "item": {
-                        "type": "function_call_output", "call_id": data["call_id"],
-                        "output": output}}))
-                elif kind == "response.done":
-                    done += 1
-                    if done == 1:  # the follow-up waits for the calling response to end
-                        await ws.send('{"type":"response.create"}')
-            timings.append((time.perf_counter() - started, time.process_time() - cpu))
-    return timings
+Turn = Callable[[], Awaitable[float]]
 
 
 def bench_tool(x: int) -> dict[str, int]:
-    """A trivial tool.
-
-    Args:
-        x: a number.
-    """
     return {"x": x, "y": x + 1}
 
 
-async def masquerade_tool_turn(base_url: str, turns: int) -> list[tuple[float, float]]:
+async def raw_tool(ws_url: str, stack: contextlib.AsyncExitStack) -> Turn:
+    from websockets.asyncio.client import connect
+
+    ws = await stack.enter_async_context(
+        connect(ws_url, additional_headers={"Authorization": f"Bearer {KEY}"}, compression=None)
+    )
+    await ws.recv()
+    await ws.send(session_update(tools=True))
+    await ws.recv()
+    prompt = json.dumps(user_message(_replay.TOOL_PROMPT))
+
+    async def turn() -> float:
+        started = time.perf_counter()
+        await ws.send(prompt)
+        await ws.send('{"type":"response.create"}')
+        done = 0
+        while done < 2:
+            data = json.loads(await ws.recv())
+            kind = data["type"]
+            if kind == "response.function_call_arguments.done":
+                output = json.dumps(bench_tool(**json.loads(data["arguments"])))
+                await ws.send(
+                    json.dumps(
+                        {
+                            "type": "conversation.item.create",
+                            "item": {
+                                "type": "function_call_output",
+                                "call_id": data["call_id"],
+                                "output": output,
+                            },
+                        }
+                    )
+                )
+            elif kind == "response.done":
+                done += 1
+                if done == 1:  # the follow-up waits for the calling response to end
+                    await ws.send('{"type":"response.create"}')
+        return time.perf_counter() - started
+
+    return turn
+
+
+async def sdk_tool(base_url: str, stack: contextlib.AsyncExitStack) -> Turn:
+    import openai
+
+    client = openai.AsyncOpenAI(api_key=KEY, base_url=base_url)
+    conn = await stack.enter_async_context(client.realtime.connect(model="gpt-realtime"))
+    await conn.recv()
+    await conn.send(json.loads(session_update(tools=True)))
+    await conn.recv()
+
+    async def turn() -> float:
+        started = time.perf_counter()
+        await conn.send(user_message(_replay.TOOL_PROMPT))
+        await conn.send({"type": "response.create"})
+        done = 0
+        while done < 2:
+            event = await conn.recv()
+            if event.type == "response.function_call_arguments.done":
+                output = json.dumps(bench_tool(**json.loads(event.arguments)))
+                await conn.send(
+                    {
+                        "type": "conversation.item.create",
+                        "item": {
+                            "type": "function_call_output",
+                            "call_id": event.call_id,
+                            "output": output,
+                        },
+                    }
+                )
+            elif event.type == "response.done":
+                done += 1
+                if done == 1:
+                    await conn.send({"type": "response.create"})
+        return time.perf_counter() - started
+
+    return turn
+
+
+async def masquerade_tool(base_url: str, stack: contextlib.AsyncExitStack) -> Turn:
     import masquerade_openai
     from masquerade import Host, SessionRequest, tool
 
-    provider = masquerade_openai.OpenAIRealtimeProvider(
-        api_key=KEY, base_url=base_url, transcription=None, turn_detection=None,
-        output_modalities=["text"], renewal={"renew_after": None},
-    )
     waiter: list[anyio.Event] = [anyio.Event()]
     dones = [0]
 
@@ -249,9 +291,8 @@ async def masquerade_tool_turn(base_url: str, turns: int) -> list[tuple[float, f
             if dones[0] == 2:
                 waiter[0].set()
 
-    timings: list[float] = []
     async def bench_tool_async(x: int) -> dict[str, int]:
-        """A trivial tool (async: it runs inline, as the raw loop's does).
+        """A trivial tool.
 
         Args:
             x: a number.
@@ -259,125 +300,125 @@ async def masquerade_tool_turn(base_url: str, turns: int) -> list[tuple[float, f
         return bench_tool(x)
 
     request = SessionRequest(provider="openai", tools=[tool(name="bench_tool")(bench_tool_async)])
-    async with Host(plugins=[provider], load_entrypoints=False) as host, host.session(
-        request, on_event=on_event
-    ) as session:
-        rt = await masquerade_openai.wait_realtime(session)
-        for _ in range(turns):
-            waiter[0] = anyio.Event()
-            dones[0] = 0
-            cpu = time.process_time()
-            started = time.perf_counter()
-            await rt.send_text('call bench_tool {"x": 1}')
-            await waiter[0].wait()
-            timings.append((time.perf_counter() - started, time.process_time() - cpu))
-        session.end()
-    return timings
+    host = await stack.enter_async_context(
+        Host(plugins=[masquerade_provider(base_url)], load_entrypoints=False)
+    )
+    session = await stack.enter_async_context(host.session(request, on_event=on_event))
+    stack.callback(session.end)
+    rt = await masquerade_openai.wait_realtime(session)
 
+    async def turn() -> float:
+        waiter[0] = anyio.Event()
+        dones[0] = 0
+        started = time.perf_counter()
+        await rt.send_text(_replay.TOOL_PROMPT)
+        await waiter[0].wait()
+        return time.perf_counter() - started
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+    return turn
 
 
 # ---------------------------------------------------------------- main
 async def main(args: argparse.Namespace) -> None:
-    process, base_url = start_emulator()
+    process, base_url = _replay.start(args.events)
     ws_url = base_url.replace("http://", "ws://") + "/realtime?model=gpt-realtime"
+    print(
+        f"{sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
+        f"{os.getloadavg()[0]:.1f} at start; replay server pid {process.pid}"
+    )
+    gcp = GcPauses()
     try:
-        await run(args, base_url, ws_url)
+        if args.rounds:
+            await per_event(args, base_url, ws_url, gcp)
+        if args.tool_turns:
+            await tool_round_trip(args, base_url, ws_url, gcp)
     finally:
+        gcp.close()
         process.terminate()
         process.wait(10)
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 
-async def run(args: argparse.Namespace, base_url: str, ws_url: str) -> None:
+async def per_event(args: argparse.Namespace, base_url: str, ws_url: str, gcp: GcPauses) -> None:
     async with contextlib.AsyncExitStack() as stack:
-        best, frames, names = await measure(args, base_url, ws_url, stack)
-    report(args, best, frames, names)
-    await tool_round_trip(args, base_url, ws_url)
+        contenders: dict[str, tuple[Round, Callable[[], Awaitable[None]]]] = {
+            RAW: await open_raw(ws_url),
+            MASQ: await open_masquerade(base_url, stack, subscriber=False),
+            "masquerade + 1 subscriber": await open_masquerade(base_url, stack, subscriber=True),
+        }
+        if not args.skip_sdk:
+            contenders[SDK] = await open_sdk(base_url)
+        for mix in ("audio", "text"):
+            prompt = f"bench {mix} {args.events}"
+            for one, _ in contenders.values():  # warm-up
+                await one(prompt)
+            cpu: dict[str, list[float]] = {name: [] for name in contenders}
+            wall: dict[str, list[float]] = {name: [] for name in contenders}
+            frames = 0
+            for _ in range(args.rounds):
+                for name, (one, _) in contenders.items():
+                    gcp.label = f"{mix}/{name}"
+                    count, seconds, used = await one(prompt)
+                    gcp.label = ""
+                    frames = count or frames
+                    cpu[name].append(used)
+                    wall[name].append(seconds)
+            print(f"\n{mix} mix: {frames} frames per response, {args.rounds} rounds")
+            print("| contender | CPU µs/event | x raw CPU, per round | wall events/s | GC |")
+            print("|---|---:|---:|---:|---|")
+            for name in contenders:
+                ratios = [c / r for c, r in zip(cpu[name], cpu[RAW], strict=True)]
+                print(
+                    f"| {name} | {median_range((c / frames * 1e6 for c in cpu[name]), '{:.1f}')} "
+                    f"| {median_range(ratios)} "
+                    f"| {statistics.median(frames / w for w in wall[name]):,.0f} "
+                    f"| {gcp.summary(f'{mix}/{name}')} |"
+                )
+        for _, close in contenders.values():
+            await close()
 
 
-async def measure(
-    args: argparse.Namespace, base_url: str, ws_url: str, stack: contextlib.AsyncExitStack
-) -> tuple[dict[tuple[str, str, str], float], dict[str, int], list[str]]:
-    contenders: dict[str, tuple[Round, Callable[[], Awaitable[None]]]] = {
-        "raw websockets + json.loads": await open_raw(ws_url),
-        "masquerade session": await open_masquerade(base_url, stack, subscriber=False),
-        "masquerade + 1 subscriber": await open_masquerade(base_url, stack, subscriber=True),
-    }
-    if not args.skip_sdk:
-        contenders["openai SDK recv()"] = await open_sdk(base_url)
-    if not args.skip_agents:
-        contenders["openai-agents RealtimeSession"] = await open_agents(ws_url)
-    frames: dict[str, int] = {}
-    best: dict[tuple[str, str, str], float] = {}
-    for mix in ("audio", "text"):
-        prompt = f"bench {mix} {args.events}"
-        # Warm-up (imports, caches), then the rounds, interleaved.
-        for one, _ in contenders.values():
-            await one(prompt)
-        for _ in range(args.rounds):
-            for name, (one, _) in contenders.items():
-                count, seconds, cpu = await one(prompt)
-                if count:
-                    frames[mix] = count
-                for kind, value in (("wall", seconds), ("cpu", cpu)):
-                    key = (mix, name, kind)
-                    best[key] = min(best.get(key, float("inf")), value)
-    for _, close in contenders.values():
-        await close()
-    return best, frames, list(contenders)
-
-
-def report(
-    args: argparse.Namespace,
-    best: dict[tuple[str, str, str], float],
-    frames: dict[str, int],
-    names: list[str],
+async def tool_round_trip(
+    args: argparse.Namespace, base_url: str, ws_url: str, gcp: GcPauses
 ) -> None:
-    print(f"\nloopback stream, best of {args.rounds} rounds ({sys.version.split()[0]}, "
-          f"{os.cpu_count()} CPUs)")
-    raw_name = "raw websockets + json.loads"
-    for mix in ("audio", "text"):
-        n = frames[mix]
-        raw_cpu = best[(mix, raw_name, "cpu")] / n
-        print(f"\n{mix} mix: {n} frames per response")
-        print("| contender | CPU µs/event | x raw CPU | wall events/s |")
-        print("|---|---:|---:|---:|")
-        for name in names:
-            cpu = best[(mix, name, "cpu")] / n
-            wall = best[(mix, name, "wall")] / n
-            print(f"| {name} | {cpu * 1e6:.1f} | {cpu / raw_cpu:.2f} | {1 / wall:,.0f} |")
-        if (mix, "openai SDK recv()", "cpu") in best:
-            sdk, masq = "openai SDK recv()", "masquerade session"
-            cpu_ratio = best[(mix, sdk, "cpu")] / best[(mix, masq, "cpu")]
-            wall_ratio = best[(mix, sdk, "wall")] / best[(mix, masq, "wall")]
-            print(f"masquerade vs SDK: {cpu_ratio:.2f}x less CPU per event, "
-                  f"{wall_ratio:.2f}x the wall-clock throughput")
-
-
-async def tool_round_trip(args: argparse.Namespace, base_url: str, ws_url: str) -> None:
-    raw: list[tuple[float, float]] = []
-    masq: list[tuple[float, float]] = []
-    per_block = args.tool_turns // args.tool_blocks
-    # Blocks of turns, alternating, so drift on a shared machine hits both alike.
-    for _ in range(args.tool_blocks):
-        raw += (await raw_tool_turn(ws_url, per_block + 5))[5:]
-        masq += (await masquerade_tool_turn(base_url, per_block + 5))[5:]
-    print(f"\ntool round trip (user message -> tool -> follow-up response.done), "
-          f"{len(raw)} turns each")
-    print("| loop | wall p50 µs | wall p99 µs | client CPU µs/turn (median) |")
-    print("|---|---:|---:|---:|")
-    rows = []
-    for name, values in (("raw websockets loop", raw), ("masquerade session", masq)):
-        wall = [w for w, _ in values]
-        cpu = statistics.median(c for _, c in values)
-        rows.append((percentile(wall, 0.5), percentile(wall, 0.99), cpu))
-        print(f"| {name} | {rows[-1][0] * 1e6:.0f} | {rows[-1][1] * 1e6:.0f} | "
-              f"{cpu * 1e6:.0f} |")
-    diff = [(m - r) * 1e6 for r, m in zip(rows[0], rows[1], strict=True)]
-    print(f"| difference | {diff[0]:+.0f} | {diff[1]:+.0f} | {diff[2]:+.0f} |")
+    async with contextlib.AsyncExitStack() as stack:
+        turns: dict[str, Turn] = {
+            "raw websockets loop": await raw_tool(ws_url, stack),
+            MASQ: await masquerade_tool(base_url, stack),
+        }
+        if not args.skip_sdk:
+            turns[SDK] = await sdk_tool(base_url, stack)
+        for turn in turns.values():
+            for _ in range(10):
+                await turn()
+        times: dict[str, list[list[float]]] = {name: [] for name in turns}
+        per_block = max(1, args.tool_turns // args.tool_blocks)
+        for _ in range(args.tool_blocks):
+            for name in turns:
+                times[name].append([])
+            for _ in range(per_block):
+                for name, turn in turns.items():  # one turn each, in turn
+                    gcp.label = f"tool/{name}"
+                    times[name][-1].append(await turn())
+                    gcp.label = ""
+    raw = "raw websockets loop"
+    print(
+        f"\ntool round trip (user message -> tool -> follow-up response.done), "
+        f"{per_block * args.tool_blocks} turns each, interleaved, {args.tool_blocks} blocks"
+    )
+    print("| loop | p50 µs | p99 µs | max µs | p50 - raw p50, per block, µs | GC collections |")
+    print("|---|---:|---:|---:|---:|---|")
+    for name, blocks in times.items():
+        flat = [t for block in blocks for t in block]
+        diffs = [
+            (percentile(b, 0.5) - percentile(r, 0.5)) * 1e6
+            for b, r in zip(blocks, times[raw], strict=True)
+        ]
+        print(
+            f"| {name} | {percentile(flat, 0.5) * 1e6:.0f} | {percentile(flat, 0.99) * 1e6:.0f} "
+            f"| {max(flat) * 1e6:.0f} | {median_range(diffs, '{:+.0f}')} "
+            f"| {gcp.summary(f'tool/{name}')} |"
+        )
 
 
 if __name__ == "__main__":
@@ -385,7 +426,6 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--tool-turns", type=int, default=300)
-    parser.add_argument("--tool-blocks", type=int, default=3)
+    parser.add_argument("--tool-blocks", type=int, default=5)
     parser.add_argument("--skip-sdk", action="store_true")
-    parser.add_argument("--skip-agents", action="store_true")
     anyio.run(main, parser.parse_args())

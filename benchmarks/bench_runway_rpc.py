@@ -1,39 +1,41 @@
-"""A ``backend_rpc`` round trip on the emulator room, against a bare websocket echo.
+"""A ``backend_rpc`` round trip on the emulator room: raw loop, room RPC, session tool.
 
-    .venv/bin/python benchmarks/bench_runway_rpc.py [--calls 500] [--backend asyncio]
+    .venv/bin/python benchmarks/bench_runway_rpc.py [--calls 200] [--repeats 5] [--backend asyncio]
 
-Three measurements with the same payload (``{"args": {...}}``, about 300 bytes):
+Three backends answer the same calls (payload ``{"args": {...}}``, about 300 bytes) from
+the emulator's scripted avatar worker, and all three are timed the same way: by the
+worker, from sending the ``rpc_request`` to receiving the reply (the ``durationMs`` the
+emulator records for each tool call). The emulator's own work is therefore in every
+figure alike, and the differences are what each backend adds:
 
-* **bare echo**: a websocket client (masquerade_runway's anyio websocket) sends the payload
-  to a websocket echo endpoint on the same server stack as the emulator (uvicorn +
-  starlette) and waits for it to come back;
-* **room RPC**: the emulator's scripted worker calls an RPC method of a backend that
-  joined with :class:`~masquerade_runway.EmulatorRoom` and answers with a plain handler
-  (the RPC envelope, dispatch and reply, no masquerade session);
-* **session tool**: the same call answered by a masquerade session: the provider's RPC
-  endpoint, ``session.call_tool`` through the ``masquerade_tool_invoke`` hook chain
-  (argument validation, the tool, ``tool.call`` / ``tool.result`` events).
+* **raw loop**: the backend joins the room with a bare websocket (masquerade_runway's
+  anyio websocket) and answers in its receive loop: ``json.loads`` the request, echo the
+  arguments, ``json.dumps`` the reply, send;
+* **room RPC**: :class:`~masquerade_runway.EmulatorRoom` with a plain handler (the
+  room client's dispatch, a task per call, the reply envelope; no masquerade session);
+* **session tool**: a masquerade session with the Runway provider: the RPC endpoint,
+  ``session.call_tool`` through the ``masquerade_tool_invoke`` hook chain (argument
+  validation, the tool, ``tool.call`` / ``tool.result`` events), with the built-in
+  logging and tracing observers.
 
-Room RPC and session-tool durations are measured by the emulator's worker (from sending
-the request to receiving the reply), the echo by the client; all three cross one thread
-boundary and one loopback TCP connection each way.
+Each repeat runs one session of ``--calls`` calls per backend, the backends in turn, so a
+disturbance of the shared machine hits all three alike. Reported: p50, p99 and max over
+every call, the p50 difference to the raw loop per repeat (median, min..max), and GC
+collections while each backend ran (``gc.callbacks``).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import statistics
-import threading
-import time
+import sys
+from pathlib import Path
 from typing import Any
 
 import anyio
-import uvicorn
-from starlette.applications import Starlette
-from starlette.routing import WebSocketRoute
-from starlette.websockets import WebSocket as StarletteWebSocket
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _stats import GcPauses, median_range, percentile
 
 from masquerade import Host, Poller, SessionRequest, tool
 from masquerade_runway import EmulatorRoom, RpcInvocation, RunwayClient
@@ -53,73 +55,6 @@ async def echo(order_id: str, note: str) -> dict[str, Any]:
         note: A note.
     """
     return {"order_id": order_id, "note": note}
-
-
-def summary(name: str, samples_ms: list[float]) -> str:
-    ordered = sorted(samples_ms)
-    p50 = ordered[len(ordered) // 2]
-    p95 = ordered[int(len(ordered) * 0.95)]
-    return (
-        f"{name:<14} n={len(ordered):<5} mean={statistics.mean(ordered):.3f} ms  "
-        f"p50={p50:.3f} ms  p95={p95:.3f} ms"
-    )
-
-
-class EchoServer:
-    """A bare websocket echo on uvicorn + starlette, on its own thread and loop."""
-
-    def __init__(self) -> None:
-        async def echo_endpoint(websocket: StarletteWebSocket) -> None:
-            await websocket.accept()
-            try:
-                while True:
-                    await websocket.send_text(await websocket.receive_text())
-            except Exception:
-                return
-
-        import socket
-
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config(
-            Starlette(routes=[WebSocketRoute("/echo", echo_endpoint)]),
-            log_config=None,
-            log_level="warning",
-            lifespan="off",
-            ws="websockets-sansio",
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])), daemon=True
-        )
-
-    def __enter__(self) -> EchoServer:
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(5)
-
-
-async def bare_echo(calls: int) -> list[float]:
-    samples = []
-    with EchoServer() as server:
-        ws = await WebSocket.connect(f"ws://127.0.0.1:{server.port}/echo")
-        for _ in range(20):
-            await ws.send(PAYLOAD)
-            await ws.recv()
-        for _ in range(calls):
-            started = time.perf_counter()
-            await ws.send(PAYLOAD)
-            await ws.recv()
-            samples.append((time.perf_counter() - started) * 1000)
-        await ws.close()
-    return samples
 
 
 def worker_durations(transcript: list[Any]) -> list[float]:
@@ -178,25 +113,88 @@ async def session_tool(emulator: RunwayEmulator, calls: int) -> list[float]:
     return worker_durations(result.transcript)
 
 
-async def main(calls: int) -> None:
-    print(f"payload: {len(PAYLOAD)} bytes, {calls} calls each\n")
-    echo_ms = await bare_echo(calls)
-    async with RunwayEmulator(plan={"provisioning": 0.01}) as emulator:
-        rpc_ms = await room_rpc(emulator, calls)
-        tool_ms = await session_tool(emulator, calls)
-    print(summary("bare echo", echo_ms))
-    print(summary("room RPC", rpc_ms))
-    print(summary("session tool", tool_ms))
-    base = statistics.median(echo_ms)
-    print(
-        f"\noverhead over the bare echo (p50): room RPC +{statistics.median(rpc_ms) - base:.3f} ms,"
-        f" session tool +{statistics.median(tool_ms) - base:.3f} ms"
+async def raw_loop(emulator: RunwayEmulator, calls: int) -> list[float]:
+    emulator.plan_next(
+        script=[{"tool": "echo", "args": ARGS} for _ in range(calls + 20)] + [{"hangup": True}],
+        start_on="backend",
     )
+    async with RunwayClient(emulator.api_key, base_url=emulator.base_url) as client:
+        session_id = await client.create_realtime_session(
+            {
+                "model": "gwm1_avatars",
+                "avatar": {"type": "runway-preset", "presetId": "influencer"},
+                "tools": [{"type": "backend_rpc", "name": "echo", "description": "Echo."}],
+            }
+        )
+        while (await client.retrieve_realtime_session(session_id)).status != "READY":  # noqa: ASYNC110
+            await anyio.sleep(0.01)
+        credentials = await client.connect_backend(session_id)
+        ws = await WebSocket.connect(
+            credentials.url,
+            headers={"Authorization": f"Bearer {credentials.token.get_secret_value()}"},
+        )
+        json.loads(await ws.recv())  # joined
+        await ws.send(json.dumps({"type": "register_rpc", "method": "echo"}))
+        loads, dumps = json.loads, json.dumps
+        while True:
+            try:
+                message = loads(await ws.recv())
+            except Exception:
+                break
+            if message["type"] == "rpc_request":
+                reply = dumps(loads(message["payload"])["args"])
+                await ws.send(
+                    dumps(
+                        {
+                            "type": "rpc_response",
+                            "requestId": message["requestId"],
+                            "payload": reply,
+                        }
+                    )
+                )
+        await ws.close()
+        conversation = await client.retrieve_avatar_conversation(session_id)
+        while conversation.status == "in_progress":
+            await anyio.sleep(0.05)
+            conversation = await client.retrieve_avatar_conversation(session_id)
+    return worker_durations(conversation.transcript)
+
+
+async def main(args: argparse.Namespace) -> None:
+    print(
+        f"payload: {len(PAYLOAD)} bytes; {args.calls} calls per session, {args.repeats} "
+        f"repeats, backends in turn; {args.backend}"
+    )
+    contenders = {"raw loop": raw_loop, "room RPC": room_rpc, "session tool": session_tool}
+    times: dict[str, list[list[float]]] = {name: [] for name in contenders}
+    gcp = GcPauses()
+    async with RunwayEmulator(plan={"provisioning": 0.01}) as emulator:
+        for run in contenders.values():  # warm-up
+            await run(emulator, 20)
+        for _ in range(args.repeats):
+            for name, run in contenders.items():
+                gcp.label = name
+                times[name].append(await run(emulator, args.calls))
+                gcp.label = ""
+    gcp.close()
+    print("| backend | p50 ms | p99 ms | max ms | p50 - raw p50, per repeat, ms | GC collections |")
+    print("|---|---:|---:|---:|---:|---|")
+    for name, blocks in times.items():
+        flat = [t for block in blocks for t in block]
+        diffs = [
+            percentile(b, 0.5) - percentile(r, 0.5)
+            for b, r in zip(blocks, times["raw loop"], strict=True)
+        ]
+        print(
+            f"| {name} | {percentile(flat, 0.5):.3f} | {percentile(flat, 0.99):.3f} "
+            f"| {max(flat):.3f} | {median_range(diffs, '{:+.3f}')} | {gcp.summary(name)} |"
+        )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calls", type=int, default=500)
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--backend", default="asyncio", choices=["asyncio", "trio"])
     args = parser.parse_args()
-    anyio.run(main, args.calls, backend=args.backend)
+    anyio.run(main, args, backend=args.backend)

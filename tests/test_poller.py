@@ -191,3 +191,28 @@ async def test_not_running_is_a_clear_error() -> None:
 
     with pytest.raises(SessionError, match="Host"):
         await Poller().wait_ready(FakeRemote([READY]), session_id="s", provider="p", timeout=1)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("sessions", [10, 300])
+async def test_work_per_poll_does_not_grow_with_sessions(sessions: int) -> None:
+    """The schedule is a heap: a wakeup looks at due entries only, never at all of them."""
+    poller = Poller(initial_interval=0.01, max_interval=0.02, concurrency=64)
+    remotes = [FakeRemote([NOT_READY] * 3 + [READY]) for _ in range(sessions)]
+
+    async def all_ready() -> None:
+        async with anyio.create_task_group() as tg:
+            for i, r in enumerate(remotes):
+                tg.start_soon(
+                    lambda r=r, i=i: poller.wait_ready(
+                        r, session_id=f"s{i}", provider="p", timeout=30
+                    )
+                )
+
+    await run_poller(poller, all_ready)
+    assert poller.stats.polls == 4 * sessions
+    assert poller.provisioning == 0
+    # One look per poll (its due entry) plus at most one outdated item per poll: a
+    # scan of every entry per wakeup would be ~sessions times more.
+    assert poller.stats.examined <= 2 * poller.stats.polls
+    assert poller.stats.wakeups <= 2 * poller.stats.polls + 10  # no wakeup per finished poll

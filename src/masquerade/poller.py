@@ -14,10 +14,17 @@ one schedule for all of them:
 * **deadline**: a session still not ready after its provisioning timeout fails with
   :class:`~masquerade.ProvisioningTimeout`;
 * **idle**: with nothing provisioning, the poller waits on an event and polls nothing.
+
+The schedule is a heap of due times (next poll, or the deadline while a poll is in
+flight): a wakeup looks only at the entries that are due, a finished poll re-enters its
+entry in O(log n) and wakes the poller only when that entry is due before its current
+wakeup. The cost per poll does not grow with the number of provisioning sessions.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import math
 from collections.abc import Callable
@@ -46,6 +53,8 @@ class PollerStats:
     errors: int = 0
     timeouts: int = 0
     wakeups: int = 0
+    examined: int = 0
+    """Schedule entries looked at by the poller's wakeups (stays proportional to polls)."""
     max_in_flight: dict[str, int] = field(default_factory=dict)
 
 
@@ -64,6 +73,7 @@ class _Entry:
     last: ProvisioningStatus | None = None
     in_flight: bool = False
     secrets: SecretScope | None = None  # the session's: secrets a poll registers die with it
+    generation: int = 0  # a heap item is current only while its generation matches
 
 
 class Poller:
@@ -94,7 +104,11 @@ class Poller:
         self.growth = growth
         self.concurrency = concurrency
         self.stats = PollerStats()
-        self._entries: list[_Entry] = []
+        self._entries: set[_Entry] = set()
+        # (due time, tie-breaker, generation, entry); outdated items are skipped lazily.
+        self._heap: list[tuple[float, int, int, _Entry]] = []
+        self._order = itertools.count()
+        self._wake_at = -math.inf  # when the sleeping loop wakes; -inf while it runs
         self._limiters: dict[str, anyio.CapacityLimiter] = {}
         self._in_flight: dict[str, int] = {}
         self._wakeup = anyio.Event()
@@ -113,24 +127,36 @@ class Poller:
             try:
                 while True:
                     self._wakeup = anyio.Event()
+                    self._wake_at = -math.inf
                     delay = self._tick(tg)
                     if delay is None:
+                        self._wake_at = math.inf
                         await self._wakeup.wait()  # idle: nothing is provisioning
                     else:
+                        self._wake_at = anyio.current_time() + delay
                         with anyio.move_on_after(delay):
                             await self._wakeup.wait()
                     self.stats.wakeups += 1
             finally:
                 self._task_group = None
 
+    def _schedule(self, entry: _Entry, at: float) -> None:
+        entry.generation += 1
+        heapq.heappush(self._heap, (at, next(self._order), entry.generation, entry))
+        if at < self._wake_at:
+            self._wakeup.set()
+
     def _tick(self, tg: TaskGroup) -> float | None:
         now = anyio.current_time()
-        next_due = math.inf
-        for entry in list(self._entries):
-            if entry.done.is_set():
+        heap = self._heap
+        stats = self.stats
+        while heap and heap[0][0] <= now:
+            _, _, generation, entry = heapq.heappop(heap)
+            stats.examined += 1
+            if generation != entry.generation or entry.done.is_set():
                 continue
             if now >= entry.deadline:
-                self.stats.timeouts += 1
+                stats.timeouts += 1
                 self._resolve(
                     entry,
                     ProvisioningTimeout(
@@ -140,17 +166,19 @@ class Poller:
                     ),
                 )
                 continue
-            next_due = min(next_due, entry.deadline)
-            if entry.in_flight:
-                continue
-            if entry.next_at <= now:
-                entry.in_flight = True
-                tg.start_soon(self._poll_one, entry)
-            else:
-                next_due = min(next_due, entry.next_at)
-        if not self._entries:
+            entry.in_flight = True
+            self._schedule(entry, entry.deadline)  # while the poll runs: only the deadline
+            tg.start_soon(self._poll_one, entry)
+        while heap and (heap[0][2] != heap[0][3].generation or heap[0][3].done.is_set()):
+            heapq.heappop(heap)
+            stats.examined += 1
+        if len(heap) > 64 and len(heap) > 4 * len(self._entries):
+            # Outdated items of sessions that finished long before their deadline.
+            self._heap = heap = [i for i in heap if i[2] == i[3].generation]
+            heapq.heapify(heap)
+        if not heap:
             return None
-        return max(0.0, next_due - now) if next_due != math.inf else None
+        return max(0.0, heap[0][0] - now)
 
     async def _poll_one(self, entry: _Entry) -> None:
         limiter = self._limiters.get(entry.provider)
@@ -204,15 +232,16 @@ class Poller:
             entry.next_at = anyio.current_time() + entry.interval
         finally:
             entry.in_flight = False
-            self._wakeup.set()
+            if not entry.done.is_set():
+                self._schedule(entry, min(entry.next_at, entry.deadline))
 
     def _resolve(self, entry: _Entry, outcome: ProvisioningStatus | BaseException) -> None:
         if entry.done.is_set():
             return
         entry.outcome = outcome
         entry.done.set()
-        if entry in self._entries:
-            self._entries.remove(entry)
+        entry.generation += 1
+        self._entries.discard(entry)
 
     async def wait_ready(
         self,
@@ -246,8 +275,8 @@ class Poller:
             on_status=on_status,
             secrets=current_secret_scope(),
         )
-        self._entries.append(entry)
-        self._wakeup.set()
+        self._entries.add(entry)
+        self._schedule(entry, now)
         try:
             await entry.done.wait()
         finally:
