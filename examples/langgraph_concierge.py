@@ -21,7 +21,7 @@ import anyio
 from langgraph.graph import END, START, StateGraph
 
 from masquerade import AvatarNode, Host, NodeEvent, SessionResult
-from masquerade._demo import SCRIPT, book_slot, lookup_order
+from masquerade.cli._concierge import SCRIPT, book_slot, lookup_order
 
 
 class State(TypedDict, total=False):

@@ -237,7 +237,7 @@ async def test_join_page_serves_the_page_and_the_credentials() -> None:
     import httpx
 
     from masquerade import JoinCredentials
-    from masquerade._join_page import JoinPage
+    from masquerade.cli._join_page import JoinPage
 
     async with JoinPage() as page, httpx.AsyncClient() as client:
         html = await client.get(page.url)

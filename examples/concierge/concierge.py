@@ -9,7 +9,7 @@ Run it (offline against the Runway emulator when RUNWAYML_API_SECRET is not set)
     python examples/concierge/concierge.py          # the same
     masquerade demo                                 # the same graph, paced for people
 
-The graph itself ships inside masquerade (``masquerade/_demo.py``), so that
+The graph itself ships inside masquerade (``masquerade/cli/_concierge.py``), so that
 ``masquerade demo`` works from an installed package; read it there: the tools
 (``lookup_order``, ``book_slot``), the state (``ConciergeState``), the summary node
 (``write_ticket``) and ``build_graph``, which wires them together.
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sys
 
-from masquerade._demo import (
+from masquerade.cli._concierge import (
     SCRIPT,
     ConciergeState,
     Ticket,

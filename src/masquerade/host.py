@@ -38,11 +38,13 @@ from .errors import PluginError, ProviderNotFound, ToolDefinitionError
 from .events import BaseEvent, ToolCall, ToolResult
 from .hookspecs import hookimpl
 from .poller import Poller
+from .runtime import Observer, isolated
+from .session import Session
 from .tools import Tool, as_tool
 
 if TYPE_CHECKING:
     from .provider import Provider, ProviderSession
-    from .session import Session, SessionRequest, SessionResult
+    from .session import SessionRequest, SessionResult
 
 __all__ = ["Host", "PluginInfo", "ENTRYPOINT_GROUP", "BUILTIN_PLUGINS"]
 
@@ -98,13 +100,11 @@ def _describe(exc: BaseException) -> str:
     return redact(f"{type(exc).__name__}: {exc}")
 
 
-# An observer is stored with the argument names it asked for, so the hot path calls it
-# directly instead of through pluggy's multicall (about 3x cheaper per event).
-_Observer = tuple[str, Callable[..., Any], tuple[str, ...]]
-
-
 class Host:
     """Owns the plugin manager, the registered providers and tools, and the poller.
+
+    It is the :class:`~masquerade.runtime.SessionRuntime` of the sessions it starts: a
+    session reaches plugins only through that interface.
 
     Args:
         load_entrypoints: load plugins from entry points of group ``masquerade``.
@@ -132,8 +132,11 @@ class Host:
         self._providers: dict[str, Provider] = {}
         self._tools: dict[str, Tool] = {}
         self._collected = False
-        self._observers: list[_Observer] = []
-        self._ended_observers: list[_Observer] = []
+        # Observers are stored with the argument names they asked for, so the session's
+        # hot path calls them directly instead of through pluggy's multicall (about 3x
+        # cheaper per event).
+        self.event_observers: list[Observer] = []
+        self._ended_observers: list[Observer] = []
         self._task_group: TaskGroup | None = None
         self._entered = 0
 
@@ -273,10 +276,10 @@ class Host:
 
     def _changed(self) -> None:
         self._collected = False
-        self._observers = self._plain_impls("masquerade_session_event")
+        self.event_observers = self._plain_impls("masquerade_session_event")
         self._ended_observers = self._plain_impls("masquerade_session_ended")
 
-    def _plain_impls(self, hook_name: str) -> list[_Observer]:
+    def _plain_impls(self, hook_name: str) -> list[Observer]:
         caller = getattr(self.pm.hook, hook_name)
         impls = [i for i in reversed(caller.get_hookimpls()) if not (i.wrapper or i.hookwrapper)]
         return [(i.plugin_name, i.function, tuple(i.argnames)) for i in impls]
@@ -401,6 +404,10 @@ class Host:
             result = result.model_copy(update={"call_id": call.call_id})
         return result
 
+    def isolate(self, plugin_name: str, awaitable: Awaitable[Any]) -> Awaitable[None]:
+        """Wrap a plugin's awaitable so that what it raises is logged, not propagated."""
+        return isolated(plugin_name, awaitable)
+
     async def notify_ended(self, session: Session, result: SessionResult) -> None:
         """Call every ``masquerade_session_ended`` implementation, isolating failures."""
         for plugin_name, fn, argnames in self._ended_observers:
@@ -463,8 +470,6 @@ class Host:
         Leaving the block ends the session (through its cancel path) if it is still
         running, and waits for its final result.
         """
-        from .session import Session
-
         async with self._ensure_running():
             session = Session(self, request, on_event=on_event)
             failure: Exception | None = None
@@ -505,13 +510,6 @@ class Host:
     def __repr__(self) -> str:
         loaded = sum(1 for r in self._records.values() if r.status == "loaded")
         return f"<Host plugins={loaded} loaded, running={self.running}>"
-
-
-async def _isolated(plugin_name: str, awaitable: Awaitable[Any]) -> None:
-    try:
-        await awaitable
-    except Exception:
-        logger.exception("async observer %s raised; it was skipped", plugin_name)
 
 
 # ------------------------------------------------------------------ built-in "providers"

@@ -68,13 +68,12 @@ from .events import (
     TranscriptDone,
     parse_event,
 )
-from .host import _isolated
 from .provider import ProviderOutcome, ProvisioningStatus, TranscriptTurn
 from .tools import Tool, as_tool, check_session_tools
 
 if TYPE_CHECKING:
-    from .host import Host
     from .provider import ProviderSession
+    from .runtime import SessionRuntime
 
 __all__ = ["Session", "SessionRequest", "SessionResult", "ToolCallRecord", "EventStream"]
 
@@ -280,6 +279,8 @@ class Session:
 
     Attributes:
         id: masquerade's id for the session (``ses_...``).
+        host: the :class:`~masquerade.runtime.SessionRuntime` running it (the
+            :class:`~masquerade.Host`); the session reaches plugins only through it.
         request: the :class:`SessionRequest`.
         state: ``created``, ``provisioning``, ``ready``, ``running`` or ``ended``.
         provider_session_id: the provider's id, once created.
@@ -293,7 +294,7 @@ class Session:
 
     def __init__(
         self,
-        host: Host,
+        host: SessionRuntime,
         request: SessionRequest,
         *,
         on_event: Callable[[BaseEvent], Any] | None = None,
@@ -413,7 +414,7 @@ class Session:
                     _add_usage(self._usage, event.usage)
         # Observer dispatch, inlined from Host.notify_event: this is the per-event hot path.
         pending: list[Awaitable[Any]] | None = None
-        for plugin_name, fn, argnames in self.host._observers:
+        for plugin_name, fn, argnames in self.host.event_observers:
             try:
                 if argnames == _SESSION_EVENT:
                     value = fn(self, event)
@@ -425,7 +426,7 @@ class Session:
             if value is not None:
                 if pending is None:
                     pending = []
-                pending.append(_isolated(plugin_name, value))
+                pending.append(self.host.isolate(plugin_name, value))
         if self._on_event is not None:
             try:
                 value = self._on_event(event)

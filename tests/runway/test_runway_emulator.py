@@ -215,7 +215,7 @@ def test_cli_emulate_runway(tmp_path: Path) -> None:
 def test_cli_emulate_interface(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from masquerade._cli import emulate
+    from masquerade.cli import _emulate as emulate
     from masquerade.cli import main
 
     assert main(["emulate"]) == 0

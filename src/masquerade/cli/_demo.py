@@ -7,7 +7,7 @@
     $ RUNWAYML_API_SECRET=key_... masquerade demo   # a real Runway session; join it from
                                                     # the browser page it prints
 
-The demo runs the concierge graph (``masquerade._demo``, shown in ``examples/concierge``):
+The demo runs the concierge graph (``masquerade.cli._concierge``, shown in ``examples/concierge``):
 an avatar looks up an order and books a delivery slot through backend tools, then a
 plain Python node turns the call into a ticket.
 """
@@ -22,11 +22,11 @@ from typing import Any
 
 import anyio
 
-from .._console import ConsoleView, JsonView
-from .._demo import SCRIPT, ConciergeState, build_graph
 from ..host import Host
 from ..poller import Poller
-from .run import machine_readable_stdout, make_view, run_graph
+from ._concierge import SCRIPT, ConciergeState, build_graph
+from ._console import ConsoleView, JsonView
+from ._run import machine_readable_stdout, make_view, run_graph
 
 KEY_ENV = "RUNWAYML_API_SECRET"
 
@@ -83,7 +83,7 @@ async def _setup(args: argparse.Namespace) -> AsyncIterator[_Setup]:
     poller = Poller(initial_interval=0.25, max_interval=0.5, queued_interval=0.5)
     emulator_class = _runway_emulator()
     if os.environ.get(KEY_ENV) and not args.offline:
-        from .._join_page import JoinPage
+        from ._join_page import JoinPage
 
         async with JoinPage() as page:
             yield _Setup(

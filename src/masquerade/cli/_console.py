@@ -17,10 +17,10 @@ from typing import Any, TextIO
 import anyio
 from pydantic import BaseModel
 
-from ._graph_events import GraphEnded, GraphEvent, NodeEvent, NodeFinished, NodeStarted, jsonable
-from ._redact import redact, redact_mapping
-from .events import BaseEvent
-from .session import SessionResult
+from .._redact import redact, redact_mapping
+from ..events import BaseEvent
+from ..graph._events import GraphEnded, GraphEvent, NodeEvent, NodeFinished, NodeStarted, jsonable
+from ..session import SessionResult
 
 __all__ = ["ConsoleView", "JsonView", "format_result", "session_results"]
 

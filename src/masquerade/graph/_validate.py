@@ -13,11 +13,11 @@ import difflib
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .errors import GraphValidationError
+from ..errors import GraphValidationError
 
 if TYPE_CHECKING:
-    from ._graph_core import Branch, NodeSpec
-    from ._graph_state import StateSchema
+    from ._engine import Branch, NodeSpec
+    from ._state import StateSchema
 
 __all__ = ["validate_graph", "START", "END"]
 

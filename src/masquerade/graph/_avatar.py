@@ -30,15 +30,15 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
-from ._graph_core import current_run
-from ._graph_events import GraphEvent, NodeEvent
-from .errors import ProviderNotFound
-from .session import SessionRequest, SessionResult
+from ..errors import ProviderNotFound
+from ..session import SessionRequest, SessionResult
+from ._engine import current_run
+from ._events import GraphEvent, NodeEvent
 
 if TYPE_CHECKING:
-    from .events import JoinCredentials
-    from .host import Host
-    from .tools import Tool
+    from ..events import JoinCredentials
+    from ..host import Host
+    from ..tools import Tool
 
 __all__ = ["AvatarNode"]
 
@@ -100,7 +100,7 @@ class AvatarNode:
         host: Host | None = None,
     ) -> None:
         if not output_key:
-            from .errors import ConfigurationError
+            from ..errors import ConfigurationError
 
             raise ConfigurationError(
                 "AvatarNode needs an output_key", hint="e.g. AvatarNode(..., output_key='call')"
@@ -174,7 +174,7 @@ class AvatarNode:
         async with AsyncExitStack() as stack:
             host = self.host
             if host is None:
-                from .host import Host
+                from ..host import Host
 
                 host = Host()
             await stack.enter_async_context(host)

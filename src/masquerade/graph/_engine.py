@@ -2,7 +2,7 @@
 
 A run proceeds in *steps*. Each step runs a set of nodes concurrently (one anyio task
 each) against the same state; when all of them have finished, their updates are merged
-(reducers, see :mod:`masquerade._graph_state`) and the edges leaving them decide the next
+(reducers, see :mod:`masquerade.graph._state`) and the edges leaving them decide the next
 set. A node reached by several edges in one step runs once. ``add_edge(["a", "b"], "c")``
 is a join: ``c`` runs once both ``a`` and ``b`` have finished. The run ends when no node
 is scheduled.
@@ -28,14 +28,14 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._graph_events import GraphEnded, GraphEvent, NodeFinished, NodeStarted
-from ._graph_state import StateSchema, StateT
-from ._graph_validate import END, START, validate_graph
-from .builtin.tracing import node_span, workflow_span
-from .errors import GraphError, GraphValidationError, NodeError, ProviderNotFound
+from ..builtin.tracing import node_span, workflow_span
+from ..errors import GraphError, GraphValidationError, NodeError, ProviderNotFound
+from ._events import GraphEnded, GraphEvent, NodeFinished, NodeStarted
+from ._state import StateSchema, StateT
+from ._validate import END, START, validate_graph
 
 if TYPE_CHECKING:
-    from .host import Host
+    from ..host import Host
 
 __all__ = ["Graph", "GraphStream", "RunContext", "current_run", "START", "END"]
 
@@ -619,7 +619,7 @@ class GraphStream(Generic[StateT]):
         if self._entered:
             raise GraphError("a graph stream can be entered only once", hint="call stream() again")
         self._entered = True
-        from .host import Host
+        from ..host import Host
 
         stack = AsyncExitStack()
         await stack.__aenter__()

@@ -7,7 +7,7 @@ through backend tools; then a plain Python node turns the call into a support ti
 
 ::
 
-    from masquerade._demo import ConciergeState, build_graph
+    from masquerade.cli._concierge import ConciergeState, build_graph
 
     graph = build_graph("runway")
     final = await graph.run(ConciergeState(customer="Ada"))
@@ -26,12 +26,12 @@ from typing import Any
 import anyio
 from pydantic import BaseModel
 
-from ._graph_avatar import AvatarNode
-from ._graph_core import Graph
-from ._graph_validate import END, START
-from .events import JoinCredentials
-from .session import SessionResult
-from .tools import tool
+from ..events import JoinCredentials
+from ..graph._avatar import AvatarNode
+from ..graph._engine import Graph
+from ..graph._validate import END, START
+from ..session import SessionResult
+from ..tools import tool
 
 __all__ = [
     "ORDERS",

@@ -43,10 +43,10 @@
 
 from __future__ import annotations
 
-from ._graph_avatar import AvatarNode
-from ._graph_core import DEFAULT_MAX_STEPS, Graph, GraphStream, RunContext, current_run
-from ._graph_events import GraphEnded, GraphEvent, NodeEvent, NodeFinished, NodeStarted
-from ._graph_validate import END, START
+from ._avatar import AvatarNode
+from ._engine import DEFAULT_MAX_STEPS, Graph, GraphStream, RunContext, current_run
+from ._events import GraphEnded, GraphEvent, NodeEvent, NodeFinished, NodeStarted
+from ._validate import END, START
 
 __all__ = [
     "Graph",

@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import GraphError
+from ..errors import GraphError
 
 __all__ = ["StateSchema", "StateT", "find_reducer"]
 

@@ -19,7 +19,7 @@ from types import TracebackType
 import anyio
 from anyio.abc import SocketAttribute, SocketStream, TaskGroup
 
-from .events import JoinCredentials
+from ..events import JoinCredentials
 
 __all__ = ["JoinPage", "PAGE"]
 

@@ -25,8 +25,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import to_jsonable_python
 
-from ._redact import redact_mapping
-from .events import BaseEvent
+from .._redact import redact_mapping
+from ..events import BaseEvent
 
 __all__ = ["GraphEvent", "NodeStarted", "NodeFinished", "NodeEvent", "GraphEnded", "jsonable"]
 

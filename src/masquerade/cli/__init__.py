@@ -1,7 +1,7 @@
 """The ``masquerade`` command.
 
 ``masquerade plugins`` lists plugins, ``masquerade demo`` runs a session end to end.
-Each command lives in its own small module under ``masquerade._cli``; this module only
+Each command lives in its own small module under ``masquerade.cli``; this module only
 assembles the parser and turns errors into clear messages and exit codes.
 """
 
@@ -13,21 +13,21 @@ import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
 
-from ._logjson import logging_configured
-from ._otel import setup_tracing_from_env
-from ._redact import redact
-from .errors import MasqueradeError
+from .._logjson import logging_configured
+from .._otel import setup_tracing_from_env
+from .._redact import redact
+from ..errors import MasqueradeError
 
 __all__ = ["main", "COMMANDS"]
 
 #: (command, module): each module has ``add_arguments(parser)`` and ``run(args) -> int``
 #: and a one-line docstring used as the command's help.
 COMMANDS: tuple[tuple[str, str], ...] = (
-    ("plugins", "masquerade._cli.plugins"),
-    ("demo", "masquerade._cli.demo"),
-    ("tools", "masquerade._cli.tools"),
-    ("emulate", "masquerade._cli.emulate"),
-    ("run", "masquerade._cli.run"),
+    ("plugins", "masquerade.cli._plugins"),
+    ("demo", "masquerade.cli._demo"),
+    ("tools", "masquerade.cli._tools"),
+    ("emulate", "masquerade.cli._emulate"),
+    ("run", "masquerade.cli._run"),
 )
 
 
@@ -105,6 +105,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(redact(f"error: {type(exc).__name__}: {exc}"), file=sys.stderr)
             return 1
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

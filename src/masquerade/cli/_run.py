@@ -42,11 +42,11 @@ from typing import Any
 
 import anyio
 
-from .._console import ConsoleView, JsonView, session_results
-from .._graph_core import Graph
-from .._graph_events import GraphEnded
 from .._redact import register_secret
 from ..errors import ConfigurationError, MasqueradeError, NodeError, PluginError
+from ..graph._engine import Graph
+from ..graph._events import GraphEnded
+from ._console import ConsoleView, JsonView, session_results
 
 __all__ = [
     "OFFLINE_PROVIDERS",

@@ -1,1 +1,0 @@
-"""The ``masquerade`` command's subcommands, one module each."""
