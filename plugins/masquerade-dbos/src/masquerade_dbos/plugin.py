@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Generator
 from typing import Any
 
 from masquerade import ProviderSession, SessionRequest, hookimpl
-from masquerade.session import current_session
+from masquerade.graph import current_run
 
 from ._context import NodeExecution, current_execution
 from ._errors import WorkerLost
@@ -57,8 +57,8 @@ async def _checkpointed_create(
     if close is not None:
         close()  # the create call is never made
     session_id = str(saved["id"])
-    session = current_session()
-    provider = session.host.providers.get(request.provider) if session is not None else None
+    run = current_run()
+    provider = run.host.get_provider(request.provider) if run is not None else None
     resume = getattr(provider, "resume", None)
     if resume is None:
         raise WorkerLost(
