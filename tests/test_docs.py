@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from masquerade import hookspecs
-from masquerade.cli import COMMANDS, main
+from masquerade.cli import COMMANDS, main, plugin_commands
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -372,7 +372,8 @@ def test_reference_entries_name_real_objects() -> None:
 # ------------------------------------------------------------------ CLI reference
 def test_cli_reference_is_the_real_help(capsys: pytest.CaptureFixture[str]) -> None:
     texts = help_texts()
-    assert {path[0] for path in texts if path} == {name for name, _ in COMMANDS}
+    builtin = {name for name, _ in COMMANDS}
+    assert {path[0] for path in texts if path} == builtin | set(plugin_commands())
     for path, text in texts.items():
         with fixed_columns(), pytest.raises(SystemExit) as exited:
             main([*path, "--help"])

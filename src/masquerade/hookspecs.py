@@ -99,6 +99,32 @@ def masquerade_register_tools(register: Callable[[Tool], None]) -> None:
     """
 
 
+@hookspec
+def masquerade_register_commands(register: Callable[..., None]) -> None:
+    """Offer subcommands of the ``masquerade`` command line.
+
+    Called once when the command line is built, with the plugins loaded the way
+    :class:`~masquerade.Host` loads them (``MASQUERADE_PLUGINS`` applies). A built-in
+    command of the same name wins (the plugin's is skipped with a warning), and so does
+    the first plugin registering a name.
+
+    :param register: call ``register(name, add_arguments, run, help="...")`` for each
+        command: ``add_arguments(parser)`` declares its options on an
+        :class:`argparse.ArgumentParser`; ``run(args)`` runs it with the parsed
+        :class:`argparse.Namespace` and returns the exit code. A
+        :class:`~masquerade.MasqueradeError` it raises is printed as ``error:`` and
+        ``hint:`` lines (exit code 1), like the built-in commands' errors.
+    :return: nothing.
+
+    Keep the implementation cheap (it runs for every ``masquerade`` invocation): import
+    heavy modules inside ``run``. Example::
+
+        @hookimpl
+        def masquerade_register_commands(register):
+            register("worker", add_arguments, run, help="run graph runs from a queue")
+    """
+
+
 @hookspec(firstresult=True)
 def masquerade_session_create(request: SessionRequest) -> Awaitable[ProviderSession] | None:
     """Create a provider session for ``request``.

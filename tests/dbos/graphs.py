@@ -39,3 +39,32 @@ def second(state: Counting) -> dict[str, object]:
 counting = Graph(Counting, name="counting")
 counting.add_node("first", first).add_node("second", second)
 counting.add_edge(START, "first").add_edge("first", "second").add_edge("second", END)
+
+
+class Slow(BaseModel):
+    name: str = "run"
+    log: Annotated[list[str], operator.add] = []
+
+
+async def before(state: Slow) -> dict[str, object]:
+    _mark(f"{state.name}:before")
+    return {"log": ["before"]}
+
+
+async def during(state: Slow) -> dict[str, object]:
+    import anyio
+
+    _mark(f"{state.name}:during")
+    await anyio.sleep(float(os.environ.get("MASQUERADE_TEST_SLOW", "1.0")))
+    return {"log": ["during"]}
+
+
+def after(state: Slow) -> dict[str, object]:
+    _mark(f"{state.name}:after")
+    return {"log": ["after"]}
+
+
+slow = Graph(Slow, name="slow")
+slow.add_node("before", before).add_node("during", during).add_node("after", after)
+slow.add_edge(START, "before").add_edge("before", "during").add_edge("during", "after")
+slow.add_edge("after", END)

@@ -2,23 +2,29 @@
 
 ``masquerade plugins`` lists plugins, ``masquerade demo`` runs a session end to end.
 Each command lives in its own small module under ``masquerade.cli``; this module only
-assembles the parser and turns errors into clear messages and exit codes.
+assembles the parser and turns errors into clear messages and exit codes. Plugins add
+commands through the ``masquerade_register_commands`` hook (``masquerade worker`` comes
+from the ``dbos`` plugin).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
+from typing import Any
 
 from .._logjson import logging_configured
 from .._otel import setup_tracing_from_env
 from .._redact import redact
 from ..errors import MasqueradeError
 
-__all__ = ["main", "COMMANDS"]
+__all__ = ["main", "COMMANDS", "plugin_commands"]
+
+logger = logging.getLogger("masquerade.cli")
 
 #: (command, module): each module has ``add_arguments(parser)`` and ``run(args) -> int``
 #: and a one-line docstring used as the command's help.
@@ -47,7 +53,35 @@ def build_parser() -> argparse.ArgumentParser:
         # value given before the command when it is not repeated after it.
         _add_common_options(command, default=argparse.SUPPRESS)
         command.set_defaults(_run=module.run)
+    for name, (add_arguments, run, doc) in plugin_commands().items():
+        if name in sub.choices:
+            logger.warning("a plugin's command %r was skipped: the name is taken", name)
+            continue
+        command = sub.add_parser(name, help=doc, description=doc)
+        add_arguments(command)
+        _add_common_options(command, default=argparse.SUPPRESS)
+        command.set_defaults(_run=run)
     return parser
+
+
+def plugin_commands() -> dict[str, tuple[Callable[..., Any], Callable[..., Any], str]]:
+    """Commands offered by plugins (``masquerade_register_commands``), by name."""
+    from ..host import Host
+
+    found: dict[str, tuple[Callable[..., Any], Callable[..., Any], str]] = {}
+    caller = Host().pm.hook.masquerade_register_commands
+    for impl in reversed(caller.get_hookimpls()):
+
+        def register(
+            name: str, add_arguments: Callable[..., Any], run: Callable[..., Any], help: str = ""
+        ) -> None:
+            found.setdefault(name, (add_arguments, run, help))
+
+        try:
+            impl.function(register)
+        except Exception as exc:  # a broken plugin never breaks the command line
+            logger.warning("plugin %s failed to register commands: %s", impl.plugin_name, exc)
+    return found
 
 
 def _add_common_options(parser: argparse.ArgumentParser, *, default: object) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
 from masquerade import ProviderSession, SessionRequest, hookimpl
@@ -24,7 +24,7 @@ from masquerade.graph import current_run
 from ._context import NodeExecution, current_execution
 from ._errors import WorkerLost
 
-__all__ = ["masquerade_session_create"]
+__all__ = ["masquerade_session_create", "masquerade_register_commands"]
 
 logger = logging.getLogger("masquerade.dbos")
 
@@ -75,3 +75,10 @@ async def _checkpointed_create(
     )
     resumed: ProviderSession = await resume(session_id, request)
     return resumed
+
+
+@hookimpl
+def masquerade_register_commands(register: Callable[..., None]) -> None:
+    from . import _cli
+
+    register("worker", _cli.add_arguments, _cli.run, help=_cli.HELP)

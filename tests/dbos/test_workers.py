@@ -1,0 +1,59 @@
+"""Worker processes on a real Postgres: a killed worker's runs finish on another one."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import anyio
+import pytest
+
+from masquerade_dbos import DurableGraph
+
+from .graphs import Slow, slow
+from .workers import WorkerProcess, marks
+
+pytestmark = pytest.mark.anyio
+
+
+async def _wait_for(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    with anyio.fail_after(timeout):
+        while not await predicate():  # noqa: ASYNC110 - polling another process
+            await anyio.sleep(0.05)
+
+
+async def test_a_killed_worker_s_runs_finish_elsewhere_without_rerunning_done_nodes(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    marks_file = tmp_path / "marks"
+    env = {"MASQUERADE_TEST_MARKS": str(marks_file), "MASQUERADE_TEST_SLOW": "2.5"}
+    a = WorkerProcess("graphs.py:slow", postgres_url, "worker-a", env=env, capacity=3)
+    b = WorkerProcess("graphs.py:slow", postgres_url, "worker-b", env=env, capacity=3)
+    try:
+        a.start()
+        b.start()
+        async with DurableGraph(slow, database_url=postgres_url, worker=False) as submitter:
+            runs = [await submitter.submit(Slow(name=f"r{i}")) for i in range(6)]
+
+            async def all_mid_node() -> bool:
+                started = {m.split(":")[0] for m in marks(marks_file) if m.endswith(":during")}
+                return len(started) == len(runs)
+
+            await _wait_for(all_mid_node)
+            first = {run.id: await run.executor() for run in runs}
+            # capacity 3 each: both workers hold runs when one of them dies
+            assert sorted(first.values()) == ["worker-a"] * 3 + ["worker-b"] * 3
+            a.kill()
+            finals = [await run.result() for run in runs]
+            assert {await run.executor() for run in runs} == {"worker-b"}
+        assert all(final.log == ["before", "during", "after"] for final in finals)
+        counts = Counter(marks(marks_file))
+        for i, run in enumerate(runs):
+            assert counts[f"r{i}:before"] == 1  # completed before the crash: never again
+            # interrupted mid-node on the dead worker: that node runs again, once
+            assert counts[f"r{i}:during"] == (2 if first[run.id] == "worker-a" else 1)
+            assert counts[f"r{i}:after"] == 1
+        assert "recovered by worker-b" in b.log()
+    finally:
+        a.stop()
+        b.stop()

@@ -1,0 +1,95 @@
+"""Worker processes for the durable-runs tests: ``masquerade worker`` in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+class WorkerProcess:
+    """``masquerade worker tests/dbos/graphs.py:NAME`` with short heartbeats."""
+
+    def __init__(
+        self,
+        target: str,
+        database_url: str,
+        executor_id: str,
+        *,
+        env: Mapping[str, str] | None = None,
+        capacity: int = 10,
+        heartbeat_timeout: float = 2.0,
+        extra: tuple[str, ...] = (),
+    ) -> None:
+        self.executor_id = executor_id
+        self.args = [
+            sys.executable, "-m", "masquerade.cli", "worker", str(HERE / target),
+            "--database-url", database_url, "--executor-id", executor_id,
+            "--capacity", str(capacity), "--heartbeat-timeout", str(heartbeat_timeout),
+            "--poll-interval", "0.05", "--drain-timeout", "20", *extra,
+        ]  # fmt: skip
+        self.env = {**os.environ, **(env or {})}
+        self.process: subprocess.Popen[str] | None = None
+        self.output: list[str] = []
+
+    def start(self, timeout: float = 60.0) -> WorkerProcess:
+        self.process = subprocess.Popen(
+            self.args,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        ready = threading.Event()
+
+        def read() -> None:
+            assert self.process is not None and self.process.stdout is not None
+            for line in self.process.stdout:
+                self.output.append(line.rstrip())
+                if line.startswith(f"worker {self.executor_id} runs"):
+                    ready.set()
+            ready.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        if not ready.wait(timeout) or self.process.poll() is not None:
+            self.stop()
+            raise AssertionError("the worker did not start:\n" + "\n".join(self.output))
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no drain, no goodbye."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(30)
+
+    def terminate(self, timeout: float = 60.0) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(30)
+
+    def log(self) -> str:
+        return "\n".join(self.output)
+
+
+def wait_until(predicate, timeout: float = 60.0, interval: float = 0.05) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(interval)
+
+
+def marks(path: Path) -> list[str]:
+    return path.read_text().split() if path.exists() else []
