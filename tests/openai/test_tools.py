@@ -11,7 +11,7 @@ import pytest
 import masquerade_openai
 from masquerade import Host, SessionRequest
 from masquerade_openai import OpenAIRealtimeProvider
-from masquerade_openai.emulator import OpenAIRealtimeEmulator
+from masquerade_openai.emulator import EmulatorScript, OpenAIRealtimeEmulator
 
 from .helpers import collect, count, lookup_order, of, slow_lookup
 
@@ -63,6 +63,7 @@ async def test_unknown_tool_gets_an_answer(
     provider: OpenAIRealtimeProvider,
     host_for: Callable[..., Host],
 ) -> None:
+    emulator.script = EmulatorScript(call_undeclared_tools=True)  # a model inventing a tool
     request = SessionRequest(provider="openai", tools=[lookup_order])
     async with host_for(provider) as host, host.session(request) as s:
         rt = await masquerade_openai.wait_realtime(s)

@@ -23,7 +23,7 @@ and audio, steering responses, the conversation store).
 
 from __future__ import annotations
 
-from ._calls import RealtimeCalls
+from ._calls import CallAnswer, ClientSecret, RealtimeCalls
 from ._conversation import ConversationItem, RealtimeConversation
 from ._lookup import realtime, wait_realtime
 from ._options import RealtimeOptions, RenewalPolicy
@@ -49,6 +49,8 @@ __all__ = [
     "RealtimeConversation",
     "ConversationItem",
     "RealtimeCalls",
+    "ClientSecret",
+    "CallAnswer",
     "verify_webhook",
     "sign_webhook",
     "new_webhook_secret",

@@ -1,4 +1,4 @@
-"""SIP call control for the Realtime API: accept, reject, hang up, transfer.
+"""Realtime REST endpoints: SIP and WebRTC call control, and ephemeral client secrets.
 
 An incoming SIP call arrives as a signed ``realtime.call.incoming`` webhook (see
 :func:`masquerade_openai.verify_webhook`). Answer it, then attach a session to it::
@@ -13,10 +13,16 @@ An incoming SIP call arrives as a signed ``realtime.call.incoming`` webhook (see
 
 ``accept`` answers ``False`` when the caller is already gone (HTTP 404): a normal outcome
 of telephony, not an error.
+
+For browser frontends, :meth:`RealtimeCalls.create_call` posts a WebRTC SDP offer with the
+session configuration (the "unified interface") and returns the SDP answer and the call id,
+and :meth:`RealtimeCalls.client_secret` mints an ephemeral key (``ek_...``) for a frontend
+that creates the call itself.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Mapping
@@ -25,14 +31,55 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from pydantic import BaseModel, ConfigDict, SecretStr
 
-from masquerade import ConfigurationError, ProviderError, redact, register_secret
+from masquerade import (
+    ConfigurationError,
+    ProviderError,
+    redact,
+    register_secret,
+    register_session_secret,
+)
 from masquerade.errors import EventParseError
 from masquerade.events import decode_json
 
 from ._options import DEFAULT_BASE_URL
+from ._sdp import check_sdp
 
-__all__ = ["RealtimeCalls"]
+__all__ = ["RealtimeCalls", "ClientSecret", "CallAnswer"]
+
+
+class ClientSecret(BaseModel):
+    """An ephemeral Realtime key (``ek_...``) for a frontend, and the session it configures.
+
+    The value is a secret: it never shows in a repr, a log line or a span. Hand it to the
+    frontend with ``secret.value.get_secret_value()``; it authenticates ``POST
+    /v1/realtime/calls`` (and websockets) until ``expires_at`` (seconds since the epoch).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    value: SecretStr
+    expires_at: int
+    session: dict[str, Any]
+
+    def reveal(self) -> dict[str, Any]:
+        """``{"value": ..., "expires_at": ...}`` in wire form, for the frontend only."""
+        return {"value": self.value.get_secret_value(), "expires_at": self.expires_at}
+
+
+class CallAnswer(BaseModel):
+    """What ``POST /v1/realtime/calls`` answered: the SDP answer and the new call's id."""
+
+    model_config = ConfigDict(frozen=True)
+
+    call_id: str
+    sdp: str
+
+
+def call_id_from_location(location: str) -> str:
+    """The call id at the end of a ``Location`` header (``/v1/realtime/calls/rtc_...``)."""
+    return location.rstrip("/").rsplit("/", 1)[-1]
 
 
 class RealtimeCalls:
@@ -129,7 +176,92 @@ class RealtimeCalls:
         response = await self._post(call_id, "refer", {"target_uri": target_uri})
         self._check(response, call_id, "refer")
 
+    async def create_call(self, sdp: str, session: Mapping[str, Any] | None = None) -> CallAnswer:
+        """Create a WebRTC call from a browser's SDP offer, configured by ``session`` (GA
+        session fields; ``type: "realtime"`` is added): ``POST /v1/realtime/calls`` as
+        multipart form data (``sdp`` and ``session``). Returns the SDP answer for the
+        browser and the call id (from the ``Location`` header) for the sideband."""
+        check_sdp(sdp, "offer")
+        files: dict[str, Any] = {"sdp": (None, sdp, "application/sdp")}
+        if session is not None:
+            config = {"type": "realtime", **dict(session)}
+            files["session"] = (None, json.dumps(config), "application/json")
+        response = await self._request("realtime/calls", "create of a call", files=files,
+                                       headers={"Accept": "application/sdp"})
+        self._check(response, None, "create")
+        location = response.headers.get("location") or ""
+        call_id = call_id_from_location(location)
+        if not call_id.startswith("rtc_") and not location:
+            raise ProviderError(
+                "the call was created but the answer has no Location header with its id",
+                provider=self.provider,
+                hint="the sideband needs the call id; check the base URL points at the API",
+            )
+        answer = response.text
+        check_sdp(answer, "answer", provider=self.provider)
+        return CallAnswer(call_id=call_id, sdp=answer)
+
+    async def client_secret(
+        self, session: Mapping[str, Any] | None = None, *, expires_after_s: int | None = None
+    ) -> ClientSecret:
+        """Mint an ephemeral key for a frontend: ``POST /v1/realtime/client_secrets`` with
+        the session configuration every session made with it gets (``type: "realtime"`` is
+        added) and an expiry (10-7200 s; the API's default is 600). The key is registered
+        as a secret of the running session (masked in logs, spans and errors)."""
+        body: dict[str, Any] = {"session": {"type": "realtime", **dict(session or {})}}
+        if expires_after_s is not None:
+            if not 10 <= expires_after_s <= 7200:
+                raise ConfigurationError(
+                    f"expires_after_s={expires_after_s} is outside 10-7200 seconds",
+                    hint="ephemeral keys live between 10 seconds and 2 hours",
+                )
+            body["expires_after"] = {"anchor": "created_at", "seconds": expires_after_s}
+        response = await self._request("realtime/client_secrets", "minting a client secret",
+                                       json_body=body)
+        self._check(response, None, "client secret")
+        try:
+            data = decode_json(response.content)
+        except EventParseError:
+            data = None
+        value = data.get("value") if isinstance(data, dict) else None
+        if not isinstance(value, str) or not value:
+            raise ProviderError("the client secret answer has no 'value'",
+                                provider=self.provider)
+        register_session_secret(value)
+        assert isinstance(data, dict)
+        found = data.get("session")
+        expires = data.get("expires_at")
+        return ClientSecret(value=SecretStr(value),
+                            expires_at=expires if isinstance(expires, int) else 0,
+                            session=found if isinstance(found, dict) else {})
+
     # ------------------------------------------------------------ plumbing
+    async def _request(
+        self,
+        path: str,
+        what: str,
+        *,
+        json_body: Any = None,
+        files: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self._timeout)
+        sent = {"Authorization": f"Bearer {self._key()}", **dict(headers or {})}
+        try:
+            return await self._client.post(f"{self.base_url}/{path}", headers=sent,
+                                           json=json_body, files=files)
+        except httpx.TimeoutException:
+            raise ProviderError(f"{what} timed out", provider=self.provider,
+                                retryable=False) from None
+        except httpx.HTTPError as exc:
+            raise ProviderError(
+                redact(f"{what} failed: {type(exc).__name__}: {exc}"),
+                provider=self.provider,
+                retryable=False,
+                hint="check the base URL and the network",
+            ) from None
+
     def _key(self) -> str:
         key = self._api_key or os.environ.get("OPENAI_API_KEY")
         if not key:
@@ -165,7 +297,7 @@ class RealtimeCalls:
                 hint="check the base URL and the network",
             ) from None
 
-    def _check(self, response: httpx.Response, call_id: str, action: str) -> None:
+    def _check(self, response: httpx.Response, call_id: str | None, action: str) -> None:
         status = response.status_code
         if status < 400:
             return
@@ -193,8 +325,9 @@ class RealtimeCalls:
             hint = "the API key was rejected: check OPENAI_API_KEY"
         elif status == 404:
             hint = "the call has ended or never existed"
+        what = f"{action} of call {call_id}" if call_id else action
         raise ProviderError(
-            f"{action} of call {call_id} failed with HTTP {status}"
+            f"{what} failed with HTTP {status}"
             + (f": {detail}" if detail else ""),
             provider=self.provider,
             status_code=status,

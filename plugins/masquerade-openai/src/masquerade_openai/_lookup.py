@@ -60,6 +60,10 @@ async def wait_realtime(session: Session, timeout: float | None = 30.0) -> OpenA
             rt = await masquerade_openai.wait_realtime(session)
             await rt.send_text("hello")
 
+    A browser-frontend session (``transport="webrtc"``) becomes ready only once its call
+    exists, so for it this returns as soon as the session was created at the provider,
+    in time for ``rt.answer_offer(sdp)``.
+
     Raises :class:`~masquerade.SessionClosed` when the session ends before it is ready
     (with the failure), and :class:`TimeoutError` after ``timeout`` seconds.
     """
@@ -70,6 +74,10 @@ async def wait_realtime(session: Session, timeout: float | None = 30.0) -> OpenA
                     return realtime(session)
                 if event.type == "ended":
                     break
+                key = session.provider_session_id
+                found = _LIVE.get(key) if key else None
+                if found is not None and found.requires_polling:
+                    return found  # a browser frontend: waiting for its call
     failure = session.result.failure if session.result is not None else None
     raise SessionClosed(
         f"session {session.id} ended before it was ready"

@@ -118,6 +118,11 @@ class RealtimeOptions(BaseModel):
         model: the Realtime model (``gpt-realtime`` by default).
         call_id: attach to an existing SIP or WebRTC call instead of starting a session
             (``?call_id=`` instead of ``?model=``); audio formats are then left to the call.
+        transport: ``"websocket"`` (default): the backend holds the whole session over a
+            websocket. ``"webrtc"``: a browser frontend holds the audio over WebRTC and the
+            backend attaches a *sideband* websocket to the same call (see
+            :meth:`OpenAIRealtimeSession.answer_offer`); the session is ready once the call
+            exists, and audio formats are left to the call.
         instructions: the system instructions (default: the request's ``personality``).
         voice: the output voice (a name or ``{"id": ...}``).
         output_modalities: ``["audio"]`` (audio plus its transcript) or ``["text"]``.
@@ -154,6 +159,7 @@ class RealtimeOptions(BaseModel):
     websocket_url: str | None = None
     model: str | None = None
     call_id: str | None = None
+    transport: Literal["websocket", "webrtc"] = "websocket"
     instructions: str | None = None
     voice: str | dict[str, Any] | None = "alloy"
     output_modalities: list[Literal["audio", "text"]] = Field(
@@ -276,10 +282,11 @@ class RealtimeOptions(BaseModel):
         audio_out: dict[str, Any] = {}
         if self.voice is not None:
             audio_out["voice"] = self.voice
-        # A call attached by call_id keeps the codec its SIP or WebRTC leg negotiated.
-        if self.call_id is None or self.input_audio_format is not None:
+        # A call keeps the codec its SIP or WebRTC leg negotiated.
+        on_call = self.call_id is not None or self.transport == "webrtc"
+        if not on_call or self.input_audio_format is not None:
             audio_in["format"] = audio_format(self.input_audio_format or "pcm16")
-        if self.call_id is None or self.output_audio_format is not None:
+        if not on_call or self.output_audio_format is not None:
             audio_out["format"] = audio_format(self.output_audio_format or "pcm16")
         session["audio"] = {"input": audio_in, "output": audio_out}
         return deep_merge(session, self.session)

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from masquerade import SessionRequest, hookimpl
+from masquerade import Host, SessionRequest, hookimpl
+from masquerade.session import current_session
 
 from ._calls import RealtimeCalls
 from ._options import RealtimeOptions, resolve_api_key, websocket_url
@@ -53,6 +54,7 @@ class OpenAIRealtimeProvider:
             layer["base_url"] = base_url
         self.defaults = RealtimeOptions.build(layer)  # fails early on a bad option
         self._layer = layer
+        self._fallback_host: Host | None = None
 
     @property
     def __name__(self) -> str:  # the plugin name when registered without one
@@ -78,20 +80,38 @@ class OpenAIRealtimeProvider:
         )
 
     async def create(self, request: SessionRequest) -> OpenAIRealtimeSession:
-        """Open the websocket and configure the session; it is ready when this returns."""
+        """Open the websocket and configure the session; it is ready when this returns.
+
+        A browser-frontend session (``transport="webrtc"``) opens nothing yet: it waits
+        for the browser's offer (:meth:`OpenAIRealtimeSession.answer_offer`)."""
         options = self.options_for(request)
         key = resolve_api_key(options)
         headers = {"Authorization": f"Bearer {key}", **options.headers}
+        webrtc = options.transport == "webrtc"
         session = OpenAIRealtimeSession(
             provider=self.name,
             options=options,
             request=request,
             url=websocket_url(options),
             headers=headers,
-            calls=self.calls(options) if options.call_id else None,
+            calls=self.calls(options) if options.call_id or webrtc else None,
         )
-        await session.open()
+        # A browser's call is created with the tools; a websocket session declares them
+        # once connected.
+        await session.open(self._tool_schemas(request) if webrtc else None)
         return session
+
+    def _tool_schemas(self, request: SessionRequest) -> list[dict[str, Any]]:
+        session = current_session()
+        if session is not None:
+            host, tools = session.host, list(session.tools.values())
+        else:
+            # Outside a masquerade session: describe the request's own tools with the
+            # built-in tool schemas.
+            if self._fallback_host is None:
+                self._fallback_host = Host(load_entrypoints=False)
+            host, tools = self._fallback_host, list(request.tools)
+        return [host.tool_schema(tool, self.tool_dialect) for tool in tools]
 
     @hookimpl
     def masquerade_register_providers(self, register: Callable[[Any], None]) -> None:

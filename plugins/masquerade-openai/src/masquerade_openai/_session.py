@@ -19,12 +19,14 @@ It is a thin facade over the parts of a session, each in its own module:
 - :mod:`._conversation`: the conversation store;
 - :mod:`._turns`: response sequencing and barge-in;
 - :mod:`._tools`: the tool round trip;
-- :mod:`._renewal`: reconnecting and renewing the session.
+- :mod:`._renewal`: reconnecting and renewing the session;
+- :mod:`._browser`: the WebRTC call of a browser frontend (``transport="webrtc"``).
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +34,8 @@ from masquerade import ConfigurationError, ProviderError
 from masquerade.events import JoinCredentials, TranscriptDone
 from masquerade.provider import ProviderOutcome, ProvisioningStatus
 
+from ._browser import BrowserCall
+from ._calls import ClientSecret
 from ._conversation import ConversationItem, RealtimeConversation
 from ._fast import builder
 from ._link import RealtimeLink
@@ -68,8 +72,10 @@ class OpenAIRealtimeSession:
 
     Attributes:
         id: the provider session id (the first server session's id; stable across
-            renewals). :attr:`server_session_id` is the current one.
+            renewals; for a browser frontend, an id of its own from the start).
+            :attr:`server_session_id` is the current one.
         call_id: the SIP or WebRTC call the session is attached to, if any.
+        requires_polling: ``True`` for a browser frontend until its call is attached.
         conversation: the :class:`RealtimeConversation` store.
         options: the resolved :class:`RealtimeOptions`.
         session_config: the session as the server last confirmed it (``session.updated``).
@@ -91,7 +97,7 @@ class OpenAIRealtimeSession:
         self.provider = provider
         self.options = options
         self.request = request
-        self.call_id = options.call_id
+        self._call_id = options.call_id
         self.conversation = RealtimeConversation()
         self._calls = calls
         self._session: Session | None = None
@@ -104,9 +110,17 @@ class OpenAIRealtimeSession:
         turns.start_tool = tools.start
         self._translator = EventTranslator(options, link, self.conversation, turns, tools)
         self._renewal = Renewal(
-            provider=provider, options=options, call_id=self.call_id, link=link, turns=turns,
+            provider=provider, options=options, call_id=self._call_id, link=link, turns=turns,
             translator=self._translator, conversation=self.conversation,
         )
+        self._browser: BrowserCall | None = None
+        if options.transport == "webrtc":
+            if calls is None:
+                raise ConfigurationError("a webrtc session needs a RealtimeCalls client")
+            self._browser = BrowserCall(options=options, link=link, renewal=self._renewal,
+                                        calls=calls)
+            link.session_id = f"rt_{uuid.uuid4().hex[:16]}"
+            self.requires_polling = True
 
     def __repr__(self) -> str:
         where = f"call_id={self.call_id!r}" if self.call_id else f"model={self.model!r}"
@@ -116,6 +130,11 @@ class OpenAIRealtimeSession:
     @property
     def id(self) -> str:
         return self._link.session_id
+
+    @property
+    def call_id(self) -> str | None:
+        browser = self._browser
+        return browser.call_id if browser is not None else self._call_id
 
     @property
     def model(self) -> str:
@@ -178,25 +197,66 @@ class OpenAIRealtimeSession:
         return await self.conversation.next_completed_item()
 
     # ================================================================ ProviderSession
-    async def open(self) -> None:
-        """Open the socket and complete the handshake (called by the provider's create)."""
+    async def open(self, tools: list[dict[str, Any]] | None = None) -> None:
+        """Open the socket and complete the handshake (called by the provider's create).
+
+        A browser-frontend session opens nothing yet: its configuration (with ``tools``,
+        which the call is created with) waits for the browser's offer.
+        """
         payload = self.options.session_payload(
             self.request.personality if self.request is not None else None
         )
+        if tools:
+            payload["tools"] = tools
         self._renewal.session_payload = payload
-        self._early = await self._link.start(payload)
+        if self._browser is None:
+            self._early = await self._link.start(payload)
         register(self.id, self)
 
     async def poll(self) -> ProvisioningStatus:
+        if self._browser is not None:
+            return await self._browser.poll()
         return ProvisioningStatus(state="ready", provider_status="session.updated")
+
+    # ================================================================ browser frontends
+    async def answer_offer(self, sdp: str) -> str:
+        """Answer a browser's WebRTC SDP offer (``transport="webrtc"`` sessions).
+
+        Creates the call with the session's configuration (instructions, voice, turn
+        detection and the tools: the browser declares none), attaches the sideband
+        websocket by the new call's id, and returns the SDP answer for the browser's
+        ``setRemoteDescription``. The session becomes ready right after. This is also the
+        seam a call service uses: any provider session with an ``answer_offer(sdp)``
+        coroutine can answer a browser's offer.
+        """
+        browser = self._require_browser("answer_offer")
+        answer, self._early = await browser.answer_offer(sdp)
+        return answer
+
+    async def attach(self, call_id: str) -> None:
+        """Attach the sideband to a call the frontend created itself (with a key from
+        :meth:`client_secret`); ``call_id`` is the last part of the call's ``Location``."""
+        self._early = await self._require_browser("attach").attach(call_id)
+
+    async def client_secret(self, expires_after_s: int | None = None) -> ClientSecret:
+        """Mint an ephemeral key (``ek_...``) configured like this session, tools included,
+        for a frontend that creates the WebRTC call itself (then :meth:`attach`)."""
+        return await self._require_browser("client_secret").client_secret(expires_after_s)
+
+    def _require_browser(self, what: str) -> BrowserCall:
+        if self._browser is None:
+            raise ConfigurationError(
+                f"{what} needs a browser-frontend session",
+                hint='start the session with options={"transport": "webrtc"}',
+            )
+        return self._browser
 
     async def join_credentials(self) -> JoinCredentials:
         public = {"sessionId": self.id, "model": self.model}
         if self.call_id:
             public["callId"] = self.call_id
-        return JoinCredentials(
-            provider=self.provider, kind="sip" if self.call_id else "websocket", public=public
-        )
+        kind = "webrtc" if self._browser else "sip" if self.call_id else "websocket"
+        return JoinCredentials(provider=self.provider, kind=kind, public=public)
 
     async def connect(self, session: Session) -> None:
         """Run the call: declare the tools, then read events until the conversation ends."""

@@ -1,8 +1,11 @@
-"""Emulated calls: SIP calls that ring with a signed webhook, and their control endpoints.
+"""Emulated calls: SIP calls that ring with a signed webhook, WebRTC calls created from an
+SDP offer, and their control endpoints.
 
-:class:`CallDesk` keeps every call by id and answers ``POST /v1/realtime/calls/{call_id}/
-accept | reject | hangup | refer`` the way the service does (a call that is gone answers
-404). Sessions attached to a call by ``call_id`` are closed when the call ends.
+:class:`CallDesk` keeps every call by id. It answers ``POST /v1/realtime/calls`` (a WebRTC
+offer in, an SDP answer and a ``Location`` header out; media is not emulated) and ``POST
+/v1/realtime/calls/{call_id}/accept | reject | hangup | refer`` the way the service does
+(a call that is gone answers 404). Sessions attached to a call by ``call_id`` (the
+sideband) are closed when the call ends.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .._sdp import check_sdp
 from .._webhooks import sign_webhook
+from ._sdp import answer_for
 from ._wire import HttpResponse, json_response
 
 if TYPE_CHECKING:
@@ -31,13 +36,19 @@ def api_error(message: str, code: str | None, *, param: str | None = None,
 
 @dataclass
 class CallRecord:
-    """One emulated SIP call.
+    """One emulated call (``kind`` ``"sip"`` or ``"webrtc"``).
 
-    ``state`` goes ``incoming`` -> ``accepted`` | ``rejected``; an accepted call ends as
-    ``ended`` (hangup, by either side) or ``referred`` (transferred).
+    A SIP call's ``state`` goes ``incoming`` -> ``accepted`` | ``rejected``; a WebRTC call
+    starts ``accepted``. An accepted call ends as ``ended`` (hangup, by either side) or
+    ``referred`` (transferred). ``accept_config`` is the session configuration the call was
+    accepted (SIP) or created (WebRTC) with; ``offer`` and ``answer`` are a WebRTC call's
+    SDP.
     """
 
     call_id: str
+    kind: str = "sip"
+    offer: str | None = None
+    answer: str | None = None
     sip_headers: list[dict[str, str]] = field(default_factory=list)
     state: str = "incoming"
     accept_config: dict[str, Any] | None = None
@@ -69,6 +80,27 @@ class CallDesk:
         call = CallRecord(call_id=call_id, sip_headers=headers)
         self.calls[call_id] = call
         return call
+
+    def create_webrtc(self, sdp: str, config: dict[str, Any]) -> HttpResponse:
+        """``POST /v1/realtime/calls``: a WebRTC call from an SDP offer (201, the answer
+        as ``application/sdp``, the call's path in ``Location``)."""
+        try:
+            check_sdp(sdp, "offer")
+        except Exception as exc:
+            return json_response(400, api_error(str(exc), "invalid_offer", param="sdp"))
+        if config.get("type", "realtime") != "realtime":
+            return json_response(400, api_error("Invalid value for 'session.type'.",
+                                                "invalid_value", param="session.type"))
+        call_id = f"rtc_{uuid.uuid4().hex[:24]}"
+        answer = answer_for(sdp)
+        self.calls[call_id] = CallRecord(
+            call_id=call_id, kind="webrtc", state="accepted", offer=sdp, answer=answer,
+            accept_config={k: v for k, v in config.items() if k != "type"},
+        )
+        return HttpResponse(201, answer.encode(), {
+            "Content-Type": "application/sdp",
+            "Location": f"/v1/realtime/calls/{call_id}",
+        })
 
     def webhook_request(
         self, call: CallRecord, *, timestamp: int | None = None

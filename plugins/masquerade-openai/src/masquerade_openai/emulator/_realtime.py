@@ -123,7 +123,11 @@ def merge_session(session: dict[str, Any], update: Mapping[str, Any]) -> None:
 
 
 class RealtimeServerSession:
-    """The emulated server session behind one websocket."""
+    """The emulated server session behind one websocket.
+
+    ``call``: the SIP or WebRTC call it is attached to (a sideband), if any; ``preset``:
+    the configuration of the ephemeral key it was opened with, if any.
+    """
 
     def __init__(
         self,
@@ -133,6 +137,7 @@ class RealtimeServerSession:
         *,
         model: str,
         call: CallRecord | None = None,
+        preset: Mapping[str, Any] | None = None,
     ) -> None:
         self.conn = connection
         self.record = record
@@ -147,7 +152,12 @@ class RealtimeServerSession:
             # configuration it was accepted or created with.
             self.session["audio"]["input"]["format"] = {"type": "audio/pcmu"}
             self.session["audio"]["output"]["format"] = {"type": "audio/pcmu"}
+            if call.kind == "webrtc":  # WebRTC negotiates Opus: the events carry no audio
+                self.session["audio"]["input"]["format"] = {"type": "audio/pcm", "rate": 24000}
+                self.session["audio"]["output"]["format"] = {"type": "audio/pcm", "rate": 24000}
             merge_session(self.session, call.accept_config or {})
+        if preset:  # an ephemeral key's configuration
+            merge_session(self.session, preset)
         self.conversation = ServerConversation(self)
         self.responses = ResponseRunner(self)
         # input audio / VAD

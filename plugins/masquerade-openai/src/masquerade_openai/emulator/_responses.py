@@ -52,6 +52,10 @@ class ResponseRunner:
         self.cancel_reason: str | None = None
         self.produced_audio = False
         self.rule_for_call: dict[str, Rule] = {}
+        self.in_band = True  # the running response's items join the conversation
+        # On a WebRTC call the audio travels as media: no audio deltas in the events.
+        call = session.call
+        self.audio_events = call is None or call.kind != "webrtc"
 
     # ------------------------------------------------------------ client events
     async def on_create(self, event: dict[str, Any]) -> None:
@@ -116,25 +120,59 @@ class ResponseRunner:
             raise _Cancelled
 
     # ------------------------------------------------------------ one response
+    def _context(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """What the response sees: the conversation, or the response's own ``input``."""
+        given = params.get("input")
+        if not isinstance(given, list):
+            return self.session.conversation.items
+        context: list[dict[str, Any]] = []
+        for entry in given:
+            if not isinstance(entry, dict):
+                continue
+            if entry.get("type") == "item_reference":
+                found = self.session.conversation.find(str(entry.get("id")))
+                if found is not None:
+                    context.append(found)
+            else:
+                context.append(entry)
+        return context
+
+    def _tools(self, params: dict[str, Any]) -> set[str] | None:
+        """The names of the function tools this response may call (``None``: any)."""
+        config = self.session.session
+        choice = params.get("tool_choice", config.get("tool_choice", "auto"))
+        if choice == "none":
+            return set()
+        if self.session.script.call_undeclared_tools:
+            return None
+        tools = params["tools"] if isinstance(params.get("tools"), list) else config.get("tools")
+        return {str(t.get("name")) for t in tools or () if isinstance(t, dict)
+                and t.get("type", "function") == "function"}
+
     async def _respond(self, response_id: str, params: dict[str, Any]) -> None:
         s = self.session
         config = s.session
         modalities = params.get("output_modalities") or config.get("output_modalities")
         audio = "audio" in (modalities or ["audio"])
+        # conversation "none": an out-of-band response adds nothing to the conversation.
+        self.in_band = params.get("conversation", "auto") != "none"
+        output = config["audio"]["output"]
         response: dict[str, Any] = {
             "id": response_id, "object": "realtime.response", "status": "in_progress",
-            "status_details": None, "output": [], "conversation_id": "conv_emulated",
+            "status_details": None, "output": [],
+            "conversation_id": "conv_emulated" if self.in_band else None,
             "output_modalities": ["audio"] if audio else ["text"],
             "max_output_tokens": config.get("max_output_tokens", "inf"),
-            "audio": {"output": config["audio"]["output"]}, "usage": None,
-            "metadata": params.get("metadata"),
+            "audio": {"output": {"format": output.get("format"), "voice": output.get("voice")}},
+            "usage": None, "metadata": params.get("metadata"),
         }
         s.send({"type": "response.created", "response": dict(response)})
         s.send({"type": "rate_limits.updated", "rate_limits": _RATE_LIMITS})
         if s.call is not None and audio:
             s.send({"type": "output_audio_buffer.started", "response_id": response_id})
-        outputs, rule = plan_response(s.script, s.conversation.items,
-                                      params.get("instructions"), self.rule_for_call)
+        outputs, rule = plan_response(s.script, self._context(params),
+                                      params.get("instructions"), self.rule_for_call,
+                                      self._tools(params))
         produced: list[dict[str, Any]] = []
         status, reason = "completed", None
         words = 0
@@ -175,7 +213,7 @@ class ResponseRunner:
         previous = s.conversation.last_id
         s.send({"type": "response.output_item.added", "response_id": response_id,
                 "output_index": index, "item": public_item(item)})
-        s.conversation.add(item, previous)
+        self._join(item, previous)
         arguments = output.arguments
         size = max(1, math.ceil(len(arguments) / 3))
         try:
@@ -197,7 +235,7 @@ class ResponseRunner:
                 "name": output.name, "arguments": arguments})
         s.send({"type": "response.output_item.done", "response_id": response_id,
                 "output_index": index, "item": public_item(item)})
-        s.send({"type": "conversation.item.done", "item": public_item(item)})
+        self._item_done(item)
         return item
 
     async def _message(
@@ -216,7 +254,7 @@ class ResponseRunner:
         previous = s.conversation.last_id
         s.send({"type": "response.output_item.added", "response_id": response_id,
                 "output_index": index, "item": public_item(item)})
-        s.conversation.add(item, previous)
+        self._join(item, previous)
         produced.append(item)
         base = {"response_id": response_id, "item_id": item_id, "output_index": index,
                 "content_index": 0}
@@ -255,10 +293,18 @@ class ResponseRunner:
         item["status"] = "incomplete" if cancelled else "completed"
         s.send({"type": "response.output_item.done", "response_id": response_id,
                 "output_index": index, "item": public_item(item)})
-        s.send({"type": "conversation.item.done", "item": public_item(item)})
+        self._item_done(item)
         if cancelled:
             raise _Cancelled
         return len(text.split())
+
+    def _join(self, item: dict[str, Any], previous: str | None) -> None:
+        if self.in_band:
+            self.session.conversation.add(item, previous)
+
+    def _item_done(self, item: dict[str, Any]) -> None:
+        if self.in_band:
+            self.session.send({"type": "conversation.item.done", "item": public_item(item)})
 
     async def _stream(
         self, base: dict[str, Any], deltas: int, audio: bool, words: list[str], said: list[str]
@@ -278,7 +324,9 @@ class ResponseRunner:
                         else "response.output_text.delta")
                 s.send({"type": kind, **base, "delta": text})
             if audio:
-                s.send({"type": "response.output_audio.delta", **base, "delta": AUDIO_CHUNK_B64})
+                if self.audio_events:
+                    s.send({"type": "response.output_audio.delta", **base,
+                            "delta": AUDIO_CHUNK_B64})
                 self.produced_audio = True
                 audio_ms = s.conversation.audio_ms
                 audio_ms[item_id] = audio_ms.get(item_id, 0) + AUDIO_CHUNK_MS
@@ -305,8 +353,9 @@ class ResponseRunner:
                     out.append(text_event % (next(ids), word))
                     record.append("response.output_audio_transcript.delta")
                     said.append(json.loads(word))
-                out.append(audio_event % next(ids))
-                record.append("response.output_audio.delta")
+                if self.audio_events:
+                    out.append(audio_event % next(ids))
+                    record.append("response.output_audio.delta")
             self.produced_audio = True
             audio_ms = s.conversation.audio_ms
             audio_ms[iid] = audio_ms.get(iid, 0) + deltas * AUDIO_CHUNK_MS

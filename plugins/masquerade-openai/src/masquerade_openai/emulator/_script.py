@@ -17,6 +17,9 @@ anything else                          ``default_reply`` (``"You said: {text}"``
 
 After tool outputs it says ``after_tool`` (``"{name} returned {output}"``) for each. A
 ``response.create`` whose instructions start with ``Say exactly:`` is spoken verbatim.
+When the response's context has no user turn (``input: []``), the response's instructions
+stand in for it. The model calls only tools the session (or the response) declares, and
+none when ``tool_choice`` is ``"none"``: it says ``no_tool`` instead.
 
 A script file (JSON) for ``masquerade emulate openai --script FILE``::
 
@@ -77,6 +80,9 @@ class EmulatorScript(BaseModel):
         rules: checked in order against the user's latest turn.
         default_reply: the answer when no rule matches (``{text}`` is the turn).
         after_tool: what the model says about each tool output.
+        no_tool: what the model says instead of calling a tool it was not given.
+        call_undeclared_tools: call tools the session did not declare anyway (a model
+            that invents a tool name), except when ``tool_choice`` is ``"none"``.
         transcripts: what the model "hears" in committed user audio, in order (then
             ``"(inaudible)"``); also sent as input transcriptions when enabled.
         ms_per_word: spoken length of each word; each audio delta is 100 ms of audio.
@@ -90,6 +96,8 @@ class EmulatorScript(BaseModel):
     rules: list[Rule] = Field(default_factory=list)
     default_reply: str = "You said: {text}"
     after_tool: str = "{name} returned {output}"
+    no_tool: str = "I cannot use {name} here."
+    call_undeclared_tools: bool = False
     transcripts: list[str] = Field(default_factory=list)
     ms_per_word: int = Field(default=300, ge=1)
     pace: float = Field(default=0.0, ge=0)
@@ -129,8 +137,30 @@ def plan_response(
     items: Sequence[Mapping[str, Any]],
     instructions: str | None,
     rule_for_call: dict[str, Rule],
+    tools: set[str] | None = None,
 ) -> tuple[list[Output], Rule | None]:
-    """Decide the outputs of one response from the conversation so far."""
+    """Decide the outputs of one response from its context (``items``).
+
+    ``tools``: the names of the tools the model may call (``None``: any).
+    """
+    outputs, rule = _plan(script, items, instructions, rule_for_call)
+    if tools is None:
+        return outputs, rule
+    allowed: list[Output] = []
+    for output in outputs:
+        if output.kind == "function_call" and output.name not in tools:
+            allowed.append(Output(kind="message", text=script.no_tool.format(name=output.name)))
+        else:
+            allowed.append(output)
+    return allowed, rule
+
+
+def _plan(
+    script: EmulatorScript,
+    items: Sequence[Mapping[str, Any]],
+    instructions: str | None,
+    rule_for_call: dict[str, Rule],
+) -> tuple[list[Output], Rule | None]:
     if instructions and instructions.startswith("Say exactly:"):
         return [Output(kind="message", text=instructions[len("Say exactly:") :].strip())], None
     # Tool outputs since the model last spoke: talk about them.
@@ -152,7 +182,7 @@ def plan_response(
             lines.append(template.format(name=name, output=out.get("output", "")))
         return [Output(kind="message", text=" ".join(lines))], None
     users = [i for i in items if i.get("type") == "message" and i.get("role") == "user"]
-    text = _item_text(users[-1]) if users else ""
+    text = _item_text(users[-1]) if users else (instructions or "")
     bench = _BENCH.match(text)
     if bench:
         count = int(bench.group(2))

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, urlsplit
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
+from websockets.typing import Subprotocol
 
 from .._transport import WS_LOGGER
 
@@ -299,7 +300,8 @@ class WireServer:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
     ) -> None:
-        protocol = ServerProtocol(max_size=self._max_size, logger=WS_LOGGER)
+        protocol = ServerProtocol(max_size=self._max_size, logger=WS_LOGGER,
+                                  select_subprotocol=_select_subprotocol)
         protocol.receive_data(head)
         events = protocol.events_received()
         if not events or not isinstance(events[0], Request):
@@ -327,6 +329,14 @@ class WireServer:
         await self._websocket(connection)
         if not connection.closed:
             await connection.close(1000, "")
+
+
+def _select_subprotocol(
+    protocol: ServerProtocol, offered: Sequence[Subprotocol]
+) -> Subprotocol | None:
+    # Browsers offer "realtime" (plus "openai-insecure-api-key.<key>", which carries the
+    # key and is never selected); anything else is accepted without a subprotocol.
+    return Subprotocol("realtime") if "realtime" in offered else None
 
 
 def _error(message: str, code: str | None = None, kind: str = "invalid_request_error") -> Any:
