@@ -67,6 +67,11 @@ def masquerade_register_providers(register: Callable[[Provider], None]) -> None:
         offers. A provider's ``name`` is what ``SessionRequest(provider=...)`` selects.
     :return: nothing (the return value is ignored).
 
+    A provider may also offer ``resume(provider_session_id, request)`` (see
+    :class:`~masquerade.provider.ResumableProvider`): durable runs call it instead of
+    ``create`` to re-attach to a session whose worker died, so a call is never placed
+    twice.
+
     A plugin whose implementation raises is marked ``failed`` and its providers are not
     used; other plugins' providers are unaffected. Two plugins registering the same name is
     an error reported on the second one.

@@ -42,6 +42,7 @@ __all__ = [
     "ProviderOutcome",
     "TranscriptTurn",
     "ProvisioningState",
+    "ResumableProvider",
 ]
 
 ProvisioningState: TypeAlias = Literal[
@@ -158,4 +159,30 @@ class Provider(Protocol):
     async def create(self, request: SessionRequest) -> ProviderSession:
         """Start one session at the provider. Must not be retried by the caller when it may
         have reached the provider (it could create and bill a second session)."""
+        ...
+
+
+@runtime_checkable
+class ResumableProvider(Provider, Protocol):
+    """A provider that can re-attach to a session created earlier, maybe by another
+    process (optional: a provider offers it by having a ``resume`` method).
+
+    Durable runs (the ``masquerade-dbos`` plugin) checkpoint a session's provider id as
+    soon as :meth:`~Provider.create` returns. When the process running the session dies,
+    the run's next worker calls ``resume`` instead of ``create``, so the call is never
+    placed twice. A provider without ``resume`` makes such a node fail with a
+    ``worker_lost`` error instead.
+    """
+
+    async def resume(self, provider_session_id: str, request: SessionRequest) -> ProviderSession:
+        """Return a live handle on the existing session ``provider_session_id``.
+
+        ``request`` is the one the session was created for (tools, options). The handle is
+        driven like a new one: a session still provisioning is polled until ready, a live
+        one is joined again (its tools answered from here on; its original deadline still
+        applies at the provider), and one that has already ended reports
+        ``requires_polling=False``, no join credentials, returns from ``connect`` at once
+        and gives its recorded result from ``result``. Never creates a session. Raise
+        :class:`~masquerade.ProviderError` when the session is unknown to the provider.
+        """
         ...
