@@ -161,3 +161,26 @@ class RunwayProvider:
         created = RunwaySession(self, client, session_id, request, tools)
         self.sessions.append(created)
         return created
+
+    async def resume(self, provider_session_id: str, request: SessionRequest) -> RunwaySession:
+        """Re-attach to session ``provider_session_id`` (created earlier for ``request``,
+        maybe by another process); never creates one.
+
+        A session still provisioning is polled until ready; a ready or running one is
+        joined again with ``connect_backend`` (backend tools are answered from here on,
+        and Runway still ends it at its original ``maxDuration``); one that has ended is
+        only collected: its result is read from the conversation endpoint.
+        """
+        tools = self._tool_schemas(request)
+        client = self._acquire_client()
+        session = RunwaySession(self, client, provider_session_id, request, tools)
+        session.resumed = True
+        try:
+            status = await session._retrieve()
+        except BaseException:
+            await self.release_client(client)
+            raise
+        if status.terminal:
+            session.requires_polling = False  # over: nothing to wait for, only collect
+        self.sessions.append(session)
+        return session

@@ -203,6 +203,8 @@ class RunwaySession:
         self._translator: MessageTranslator | None = None
         self._ended = False
         self._released = False
+        #: Re-attached by ``RunwayProvider.resume`` (after the process that ran it died).
+        self.resumed = False
         self._owner: Session | None = None
         self._dropped_data = 0
         #: What the cancel path did: ``"end_call"``, ``"delete"`` or ``"none"``.
@@ -241,10 +243,12 @@ class RunwaySession:
             failure_code=status.failure_code,
         )
 
-    async def join_credentials(self) -> JoinCredentials:
+    async def join_credentials(self) -> JoinCredentials | None:
         if self._credentials is not None:
             return self._credentials
         key = self._session_key
+        if key is None and self.resumed:
+            return None  # re-attached while running or after its end: the frontend is in
         if key is None:
             raise RunwayProtocolError(
                 f"session {self.id} was never seen READY, so its sessionKey is unknown",
@@ -296,6 +300,8 @@ class RunwaySession:
         translator.feed(message.payload, sender)
 
     async def connect(self, session: Session) -> None:
+        if self.resumed and self.status is not None and self.status.terminal:
+            return  # re-attached after the call ended: result() collects it
         if not self.backend:
             await self._follow_status()
             return
