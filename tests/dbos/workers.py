@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).parent
 
@@ -93,3 +95,54 @@ def wait_until(predicate, timeout: float = 60.0, interval: float = 0.05) -> None
 
 def marks(path: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
+
+
+class EmulatorProcess:
+    """``masquerade emulate runway`` out of process, with its inventory endpoint."""
+
+    def __init__(self, script: Path) -> None:
+        self.api_key = "emu_test_key"
+        self.args = [
+            sys.executable, "-m", "masquerade.cli", "emulate", "runway", "--port", "0",
+            "--api-key", self.api_key, "--script", str(script),
+        ]  # fmt: skip
+        self.process: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def __enter__(self) -> EmulatorProcess:
+        self.process = subprocess.Popen(
+            self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if " listening on " in line:
+                self.url = line.rsplit(" ", 1)[-1].strip()
+                break
+        if not self.url:
+            raise AssertionError("the emulator did not start")
+        threading.Thread(target=self.process.stdout.read, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.process is not None
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"RUNWAYML_BASE_URL": self.url, "RUNWAYML_API_SECRET": self.api_key}
+
+    def sessions(self) -> list[dict[str, Any]]:
+        import httpx
+
+        reply = httpx.get(f"{self.url}/_emulator/sessions", timeout=10)
+        reply.raise_for_status()
+        return list(reply.json()["sessions"])
+
+
+def write_script(path: Path, steps: list[dict[str, Any]], **plan: Any) -> Path:
+    path.write_text(json.dumps({"steps": steps, "plan": plan}))
+    return path
