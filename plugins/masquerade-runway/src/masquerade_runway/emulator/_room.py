@@ -140,7 +140,7 @@ class Room:
         try:
             message = json.loads(raw)
             kind = message["type"]
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError, RecursionError):
             await self.send(participant, {"type": "error", "message": "malformed message"})
             return
         if kind == "register_rpc":
@@ -154,7 +154,7 @@ class Room:
                 return
             try:
                 decoded: Any = json.loads(payload)
-            except ValueError:
+            except (ValueError, RecursionError):
                 decoded = payload.decode("utf-8", "replace")
             self.data_received.append((participant.identity, decoded))
             if isinstance(decoded, dict) and decoded.get("type") == "END_CALL":

@@ -28,7 +28,9 @@ step                                                     what the worker does
 ``{"client_event": name, "args": {...}}``                a ``client_event`` data message (then
                                                          its acknowledgement, unless
                                                          ``"ack": false``)
-``{"data": {...} | "text"}``                             any data message, verbatim
+``{"data": {...} | "text"}``                             any data message, verbatim;
+                                                         ``"sender": i`` sends it as identity
+                                                         ``i`` (a forged message)
 ``{"wait": seconds}``                                    pause
 ``{"hangup": true}``                                     the user ends the call (COMPLETED)
 ``{"fail": message, "code": "..."}``                     the session fails (FAILED)
@@ -93,6 +95,7 @@ class SendClientEvent(_Step):
 class SendData(_Step):
     data: Any
     topic: str | None = None
+    sender: str | None = None
 
 
 class Wait(_Step):

@@ -111,7 +111,9 @@ class ScriptedWorker:
             )
         elif isinstance(step, SendData):
             text = step.data if isinstance(step.data, str) else json.dumps(step.data)
-            await self.room.broadcast(text.encode(), sender=self.identity, topic=step.topic)
+            await self.room.broadcast(
+                text.encode(), sender=step.sender or self.identity, topic=step.topic
+            )
         elif isinstance(step, Wait):
             await asyncio.sleep(step.wait)
         elif isinstance(step, Hangup):
