@@ -409,13 +409,21 @@ class Host:
         return isolated(plugin_name, awaitable)
 
     async def notify_ended(self, session: Session, result: SessionResult) -> None:
-        """Call every ``masquerade_session_ended`` implementation, isolating failures."""
+        """Call every ``masquerade_session_ended`` implementation, isolating failures;
+        each awaitable is bounded by the request's ``hook_timeout`` (then cancelled)."""
+        bound = session.request.hook_timeout
         for plugin_name, fn, argnames in self._ended_observers:
             kwargs = {"session": session, "result": result}
             try:
                 value = fn(*[kwargs[a] for a in argnames])
                 if inspect.isawaitable(value):
-                    await value
+                    with anyio.move_on_after(bound) as scope:
+                        await value
+                    if scope.cancelled_caught:
+                        logger.error(
+                            "masquerade_session_ended of %s did not finish within %gs "
+                            "(hook_timeout); it was cancelled", plugin_name, bound,
+                        )
             except Exception:
                 logger.exception("masquerade_session_ended of %s raised", plugin_name)
 

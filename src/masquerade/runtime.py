@@ -88,7 +88,8 @@ class SessionRuntime(Protocol):
 
     async def notify_ended(self, session: Session, result: SessionResult) -> None:
         """*Notify ended*: call every ``masquerade_session_ended`` implementation, each
-        isolated from the others."""
+        isolated from the others and each awaitable bounded by the request's
+        ``hook_timeout`` (the session's end path relies on it to finish)."""
         ...
 
 

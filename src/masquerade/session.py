@@ -31,6 +31,7 @@ session (normal end, exception, cancellation, deadline) in a shielded scope boun
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 import uuid
@@ -48,6 +49,7 @@ from ._redact import SecretScope, use_secret_scope
 from .errors import (
     EventParseError,
     MasqueradeError,
+    ProvisioningTimeout,
     SessionClosed,
     SessionFailed,
     ToolDefinitionError,
@@ -105,7 +107,14 @@ class SessionRequest(BaseModel):
         tools: :class:`~masquerade.Tool` objects or plain functions.
         options: provider-specific options (Runway ``consume=True``, OpenAI ``voice``...).
         provisioning_timeout: seconds to wait for the session to become ready.
+        provisioning_timeout: ...also covers the provider's *create* call: the session is
+            created and ready within this many seconds or it fails.
         end_timeout: bound, in seconds, on each step of the cancel path.
+        hook_timeout: bound, in seconds, on each await of plugin or user code outside a
+            tool: an async observer's or ``on_event``'s awaitable, each
+            ``masquerade_session_ended`` implementation. A tool call's whole
+            ``masquerade_tool_invoke`` chain is bounded by the tool's ``timeout`` plus
+            this (wrappers included).
         metadata: free-form data carried into events' session and the result.
     """
 
@@ -122,6 +131,7 @@ class SessionRequest(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
     provisioning_timeout: float = Field(default=120.0, gt=0)
     end_timeout: float = Field(default=15.0, gt=0)
+    hook_timeout: float = Field(default=10.0, gt=0)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("tools", mode="before")
@@ -170,6 +180,10 @@ class SessionResult(BaseModel):
     recording_url: str | None = None
     usage: dict[str, Any] = Field(default_factory=dict)
     dropped_audio: int = 0
+    #: ``True`` when the provider confirmed the end, ``False`` when the cancel path failed
+    #: or timed out (the session may still run, and bill, at the provider), ``None`` when
+    #: no provider session was created.
+    provider_ended: bool | None = None
     started_at: datetime
     ended_at: datetime
 
@@ -332,6 +346,7 @@ class Session:
         self._cancel_path_ran = False
         self._tg: TaskGroup | None = None
         self._secrets = SecretScope()  # session keys, room tokens: released at the end
+        self._provider_ended: bool | None = None
 
     @staticmethod
     def _merge_tools(own: tuple[Tool, ...], plugin_tools: Mapping[str, Tool]) -> dict[str, Tool]:
@@ -434,7 +449,13 @@ class Session:
                 logger.exception("on_event callback raised on a %s event", kind)
             else:
                 if value is not None:
-                    pending = [*(pending or ()), value]
+                    if inspect.isawaitable(value):
+                        pending = [*(pending or ()), self.host.isolate("on_event", value)]
+                    else:
+                        logger.warning(
+                            "on_event callback returned %s (not an awaitable) on a %s "
+                            "event; it was ignored", type(value).__name__, kind
+                        )
         if pending:
             self._pending.extend(pending)
             if self._pending_wakeup is not None:
@@ -448,9 +469,22 @@ class Session:
     async def publish(self, event: BaseEvent) -> None:
         """:meth:`emit`, then wait while a subscriber is too far behind."""
         if self.emit(event):
-            while any(len(s.buffer) >= s.hard_limit and not s.closed for s in self._subs):
+            await self.backpressure()
+
+    @property
+    def under_pressure(self) -> bool:
+        """Whether a subscriber is ``max_buffer`` events behind (cheap: providers check it
+        per frame and then ``await`` :meth:`backpressure`)."""
+        return any(len(s.buffer) >= s.hard_limit and not s.closed for s in self._subs)
+
+    async def backpressure(self) -> None:
+        """Wait while a subscriber is ``max_buffer`` events behind. Every waiting publisher
+        shares one wake-up, so all of them resume when the reader catches up."""
+        while self.under_pressure:
+            room = self._room
+            if room is None:
                 room = self._room = anyio.Event()
-                await room.wait()
+            await room.wait()
 
     def emit_raw(self, data: Mapping[str, Any] | str | bytes) -> BaseEvent:
         """Parse a normalized event leniently and emit it. A malformed event becomes a
@@ -462,13 +496,18 @@ class Session:
         self.emit(event)
         return event
 
-    async def call_tool(self, call: ToolCall) -> ToolResult:
+    async def call_tool(self, call: ToolCall, *, timeout: float | None = None) -> ToolResult:
         """Answer a tool call through the ``masquerade_tool_invoke`` chain.
 
         Emits the ``tool.call`` event, runs the chain, emits exactly one ``tool.result``
         and returns it for the provider to deliver. Never raises for a tool failure; a
         repeated ``call_id`` gets the first call's answer without running the tool again.
         If the session is cancelled meanwhile, a ``cancelled`` result is still emitted.
+
+        The whole chain is bounded by the tool's ``timeout`` plus the request's
+        ``hook_timeout`` (a hanging wrapper included), or by ``timeout`` when the provider
+        must answer sooner (Runway's ``responseTimeout``): past it, the call is cancelled
+        and answered with a ``timeout`` error, and that same answer is recorded.
         """
         seen = self._calls.get(call.call_id)
         if seen is not None:
@@ -479,8 +518,20 @@ class Session:
         self._calls[call.call_id] = (finished, box)
         self.emit(call)
         result: ToolResult | None = None
+        found = self.tools.get(call.name)
+        bound = (found.timeout if found is not None else 0.0) + self.request.hook_timeout
+        if timeout is not None:
+            bound = min(bound, timeout)
         try:
-            result = await self.host.invoke_tool(call, self)
+            with anyio.move_on_after(bound) as scope:
+                result = await self.host.invoke_tool(call, self)
+            if scope.cancelled_caught and result is None:
+                result = ToolResult(
+                    call_id=call.call_id,
+                    name=call.name,
+                    error=f"tool {call.name!r} did not answer within {bound:.2f}s",
+                    error_type="timeout",
+                )
         finally:
             if result is None:
                 result = ToolResult(
@@ -555,7 +606,15 @@ class Session:
         try:
             while True:
                 while self._pending:
-                    await self._pending.popleft()
+                    awaitable = self._pending.popleft()
+                    with anyio.move_on_after(self.request.hook_timeout) as bound:
+                        await awaitable
+                    if bound.cancelled_caught:
+                        logger.error(
+                            "an async observer of session %s did not finish within %gs "
+                            "(hook_timeout); it was cancelled", self.id,
+                            self.request.hook_timeout,
+                        )
                 if self._closed:
                     return
                 self._pending_wakeup = anyio.Event()
@@ -602,14 +661,23 @@ class Session:
         request = self.request
         self._set_state("provisioning")
         _current.set(self)  # this task's own context: no reset needed
-        handle = self._handle = await self.host.create_provider_session(request)
+        deadline = anyio.current_time() + request.provisioning_timeout
+        # The create is shielded (bounded by the provisioning deadline): cancelling the
+        # session meanwhile still reads the provider's answer, so the cancel path can end
+        # a session the provider did create instead of leaving it running.
+        with anyio.CancelScope(shield=True, deadline=deadline):
+            self._handle = await self.host.create_provider_session(request)
+        handle = self._handle
+        if handle is None:
+            raise ProvisioningTimeout(self.id, self.elapsed, queued=False)
         self.provider_session_id = handle.id
+        await anyio.lowlevel.checkpoint()  # a cancellation held off by the shield lands here
         if handle.requires_polling:
             status = await self.host.poller.wait_ready(
                 handle,
                 session_id=self.id,
                 provider=self.provider,
-                timeout=request.provisioning_timeout,
+                timeout=max(0.001, deadline - anyio.current_time()),
                 on_status=self._on_provisioning_status,
             )
             if status.terminal:
@@ -620,16 +688,19 @@ class Session:
                     failure_code=status.failure_code,
                     hint="check failure_code against the provider's documentation",
                 )
-        self.credentials = await handle.join_credentials()
+        with anyio.move_on_after(max(0.001, deadline - anyio.current_time())):
+            self.credentials = await handle.join_credentials()
+        if self.credentials is None:
+            raise ProvisioningTimeout(self.id, self.elapsed, queued=False)
         self._set_state("ready")
         self.emit(ReadyEvent(credentials=self.credentials, waited_s=round(self.elapsed, 3)))
         self._set_state("running")
         if request.max_duration is None:
             await handle.connect(self)
             return
-        with anyio.move_on_after(request.max_duration) as deadline:
+        with anyio.move_on_after(request.max_duration) as limit:
             await handle.connect(self)
-        if deadline.cancelled_caught and self._end_reason is None:
+        if limit.cancelled_caught and self._end_reason is None:
             self._end_reason = "deadline"
 
     async def _finish(self, reason: str, error: BaseException | None) -> None:
@@ -639,14 +710,18 @@ class Session:
         handle = self._handle
         outcome = ProviderOutcome()
         if handle is not None:
+            self._provider_ended = False
             with anyio.move_on_after(self.request.end_timeout) as scope:
                 try:
                     await handle.end(reason)
+                    self._provider_ended = True
                 except Exception as exc:
-                    logger.warning("ending session %s at the provider failed: %s", self.id, exc)
-                    self.emit(ErrorEvent(code="end_failed", message=f"cancel path: {exc}"))
+                    self._unended(f"cancel path: {exc}", "end_failed")
             if scope.cancelled_caught:
-                self.emit(ErrorEvent(code="end_timeout", message="the cancel path timed out"))
+                self._unended(
+                    f"the cancel path did not finish within {self.request.end_timeout:g}s "
+                    "(end_timeout)", "end_timeout"
+                )
             with anyio.move_on_after(self.request.end_timeout):
                 try:
                     outcome = await handle.result()
@@ -668,12 +743,20 @@ class Session:
             self._pending_wakeup.set()
         with anyio.move_on_after(self.request.end_timeout):
             await self._observers_done.wait()  # async observers see "ended" too, in order
-        await self.host.notify_ended(self, self.result)
+        await self.host.notify_ended(self, self.result)  # each bounded by hook_timeout
         for sub in self._subs:
             sub.close()
         self._subs.clear()
         self._secrets.release()
         self._done.set()
+
+    def _unended(self, message: str, code: str) -> None:
+        # Loud on purpose: a session the provider may still run (and bill).
+        logger.error(
+            "could not end session %s (provider session %s) at the provider; it may still "
+            "be running there: %s", self.id, self.provider_session_id, message,
+        )
+        self.emit(ErrorEvent(code=code, message=message))
 
     def _build_result(
         self, reason: str, error: BaseException | None, outcome: ProviderOutcome
@@ -713,6 +796,7 @@ class Session:
             recording_url=outcome.recording_url,
             usage=outcome.usage or self._usage,
             dropped_audio=self.dropped_audio,
+            provider_ended=self._provider_ended,
             started_at=self.started_at,
             ended_at=datetime.now(UTC),
         )

@@ -97,23 +97,33 @@ async def run_session(
     root.addHandler(capture)
     events: list[BaseEvent] = []
     try:
+        host = Host(plugins=[*plugins, counter], load_entrypoints=False, poller=poller)
         with anyio.fail_after(bound):
-            async with Host(plugins=[*plugins, counter], load_entrypoints=False,
-                            poller=poller) as host:
-                async with host.session(request, on_event=on_event) as session:
-                    async with anyio.create_task_group() as tg:
-                        if act is not None:
-                            tg.start_soon(act, session, events)
-                        if read:
-                            async for event in session.events():
-                                events.append(event)
-                        await session.wait()
-                        tg.cancel_scope.cancel()
+            async with (
+                host,
+                host.session(request, on_event=on_event) as session,
+                anyio.create_task_group() as tg,
+            ):
+                if act is not None:
+                    tg.start_soon(act, session, events)
+                if read:
+                    async for event in session.events():
+                        events.append(event)
+                await session.wait()
+                tg.cancel_scope.cancel()
     finally:
         root.removeHandler(capture)
     if not read:
         events = session._history.copy()  # what a late subscriber would replay
     return Run(session, events, counter.calls.get(session.id, 0), capture.records)
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait until ``predicate()`` holds (state set by another task or the emulator's
+    thread), or fail after ``timeout`` seconds."""
+    with anyio.fail_after(timeout):
+        while not predicate():  # noqa: ASYNC110 - the state may live in another thread
+            await anyio.sleep(0.01)
 
 
 def check(run: Run, *, expect_unended: bool = False) -> None:

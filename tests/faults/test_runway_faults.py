@@ -16,7 +16,7 @@ from masquerade.events import BaseEvent
 from masquerade_runway import RunwayProvider
 from masquerade_runway.emulator import RunwayEmulator
 
-from .harness import check_runway, run_session
+from .harness import check_runway, run_session, wait_for
 from .tools import lookup_order, slow_lookup
 
 pytestmark = pytest.mark.anyio
@@ -166,9 +166,12 @@ async def test_r09_bad_data_message_is_a_non_fatal_error(
 
 
 # ---------------------------------------------------------------- the end path
+def provisioning(events: list[BaseEvent]) -> bool:
+    return any(e.type == "status" and getattr(e, "provider_status", None) for e in events)
+
+
 async def end_when_provisioning(session: Session, events: list[BaseEvent]) -> None:
-    while not any(e.type == "status" and getattr(e, "provider_status", None) for e in events):
-        await anyio.sleep(0.01)
+    await wait_for(lambda: provisioning(events))
     session.end("user went away")
 
 
@@ -184,12 +187,8 @@ async def test_r10_delete_answering_503_three_times_is_retried(
 
 async def test_r11_stalled_status_probe_never_starves_delete(
         runway: RunwayEmulator, runway_provider: RunwayProvider, poller: Poller) -> None:
-    async def stall_then_end(session: Session, events: list[BaseEvent]) -> None:
-        await end_when_provisioning.__wrapped__(session, events)  # type: ignore[attr-defined]
-
     async def act(session: Session, events: list[BaseEvent]) -> None:
-        while not any(getattr(e, "provider_status", None) for e in events):
-            await anyio.sleep(0.01)
+        await wait_for(lambda: provisioning(events))
         runway.inject(delay=20.0, method="GET", path=r"^/v1/realtime_sessions/", times=50)
         session.end("user went away")
 
@@ -222,19 +221,17 @@ async def test_r13_cancel_while_create_is_in_flight_still_ends_the_session(
     before = set(runway.session_ids)
     with anyio.move_on_after(0.2):
         await run_session(request(), runway_provider, poller=poller)
-    with anyio.fail_after(10):
-        while len(set(runway.session_ids) - before) < 1:
-            await anyio.sleep(0.02)
-        [created] = set(runway.session_ids) - before
-        while not runway.terminal(runway.session(created)["status"]):
-            await anyio.sleep(0.02)
+    await wait_for(lambda: len(set(runway.session_ids) - before) == 1)
+    [created] = set(runway.session_ids) - before
+    await wait_for(lambda: runway.terminal(runway.session(created)["status"]))
     assert runway.session(created)["status"] == "CANCELLED"
 
 
 async def test_r14_create_stalling_past_provisioning_timeout_fails_in_time(
         runway: RunwayEmulator, runway_provider: RunwayProvider, poller: Poller) -> None:
+    patient = runway.provider(client_options={"timeout": 60.0})
     runway.inject(delay=20.0, method="POST", path=r"^/v1/realtime_sessions$")
-    run = await run_session(request(provisioning_timeout=0.5), runway_provider, poller=poller,
+    run = await run_session(request(provisioning_timeout=0.5), patient, poller=poller,
                             bound=10.0)
     runway.clear_faults()
     check_runway(run, runway)

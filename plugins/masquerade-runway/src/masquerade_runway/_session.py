@@ -148,19 +148,19 @@ class _ToolEndpoint:
         )
         answered = anyio.Event()
         box: list[ToolResult] = []
+        budget = self._budget(invocation)
 
         async def run() -> None:
             try:
-                box.append(await self.session.call_tool(call))
+                # Bounded by the worker's wait: what the avatar is told is what is recorded.
+                box.append(await self.session.call_tool(call, timeout=budget))
             finally:
                 answered.set()
 
-        # The call runs in the session's task group, so that a tool slower than the
-        # worker's deadline still produces its one result (reported late) while the worker
-        # gets a timely error.
+        # The call runs in the session's task group, so that it is answered (and recorded)
+        # once even if this RPC handler is cancelled.
         self.session.spawn(run, name=f"tool {self.name}")
-        budget = self._budget(invocation)
-        with anyio.move_on_after(budget):
+        with anyio.move_on_after(budget + 1.0):
             await answered.wait()
         if not box:
             raise RpcFailure(
