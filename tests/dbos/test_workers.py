@@ -57,3 +57,66 @@ async def test_a_killed_worker_s_runs_finish_elsewhere_without_rerunning_done_no
     finally:
         a.stop()
         b.stop()
+
+
+async def test_sigterm_drains_the_running_run_and_leaves_queued_ones(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    marks_file = tmp_path / "marks"
+    env = {"MASQUERADE_TEST_MARKS": str(marks_file), "MASQUERADE_TEST_SLOW": "1.5"}
+    a = WorkerProcess("graphs.py:slow", postgres_url, "worker-a", env=env, capacity=1)
+    b = WorkerProcess("graphs.py:slow", postgres_url, "worker-b", env=env, capacity=1)
+    try:
+        a.start()
+        async with DurableGraph(slow, database_url=postgres_url, worker=False) as submitter:
+            first = await submitter.submit(Slow(name="first"))
+            await _wait_for(_marked(marks_file, "first:during"))
+            second = await submitter.submit(Slow(name="second"))
+            assert await anyio.to_thread.run_sync(a.terminate) == 0
+            assert await first.status() == "SUCCESS"  # finished before the worker left
+            assert await second.status() == "ENQUEUED"  # never taken by a draining worker
+            b.start()
+            assert (await second.result()).log == ["before", "during", "after"]
+            assert await second.executor() == "worker-b"
+        assert Counter(marks(marks_file))["first:during"] == 1
+    finally:
+        a.stop()
+        b.stop()
+
+
+async def test_a_drain_that_runs_out_of_time_hands_the_run_back(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    marks_file = tmp_path / "marks"
+    env = {"MASQUERADE_TEST_MARKS": str(marks_file), "MASQUERADE_TEST_SLOW": "2"}
+    a = WorkerProcess(
+        "graphs.py:slow", postgres_url, "worker-a", env=env, extra=("--drain-timeout", "0.2")
+    )
+    # the hand-back (heartbeat reset) lets worker-b take the run at its first beat
+    b = WorkerProcess("graphs.py:slow", postgres_url, "worker-b", env=env, heartbeat_timeout=3)
+    try:
+        a.start()
+        async with DurableGraph(slow, database_url=postgres_url, worker=False) as submitter:
+            runs = [await submitter.submit(Slow(name=f"r{i}")) for i in range(2)]
+            await _wait_for(_marked(marks_file, "r0:during", "r1:during"))
+            held = [run for run in runs if await run.executor() == "worker-a"]
+            assert len(held) == 2
+            assert await anyio.to_thread.run_sync(a.terminate) == 0
+            b.start()
+            finals = [await run.result() for run in runs]
+            assert {await run.executor() for run in runs} == {"worker-b"}
+        assert all(final.log == ["before", "during", "after"] for final in finals)
+        counts = Counter(marks(marks_file))
+        assert sum(counts[f"r{i}:before"] for i in range(2)) == 2
+        assert sum(counts[f"r{i}:during"] for i in range(2)) == 2 + len(held)
+        assert "handing them back" in a.log()
+    finally:
+        a.stop()
+        b.stop()
+
+
+def _marked(path: Path, *wanted: str):  # type: ignore[no-untyped-def]
+    async def check() -> bool:
+        return set(wanted) <= set(marks(path))
+
+    return check
