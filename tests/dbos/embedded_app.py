@@ -14,7 +14,7 @@ import anyio
 from masquerade_dbos import DurableGraph
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from avatar_graph import Call, graph  # noqa: E402
+from avatar_graph import Call, graph
 
 
 async def main(url: str, count: int) -> None:
