@@ -270,7 +270,8 @@ class DurableGraph(Generic[StateT]):
         DBOS.launch()
         await DBOS.register_queue_async(
             self.queue_name,
-            worker_concurrency=self.capacity,
+            # DBOS wants the per-worker limit within the global one.
+            worker_concurrency=min(self.capacity, self.global_limit or self.capacity),
             global_concurrency=self.global_limit,
             polling_interval_sec=self.polling_interval,
             on_conflict="always_update" if self.worker else "never_update",
