@@ -98,13 +98,14 @@ def marks(path: Path) -> list[str]:
 
 
 class EmulatorProcess:
-    """``masquerade emulate runway`` out of process, with its inventory endpoint."""
+    """``masquerade emulate PROVIDER`` out of process (Runway: with its inventory)."""
 
-    def __init__(self, script: Path) -> None:
+    def __init__(self, script: Path | None, provider: str = "runway") -> None:
         self.api_key = "emu_test_key"
+        self.provider = provider
         self.args = [
-            sys.executable, "-m", "masquerade.cli", "emulate", "runway", "--port", "0",
-            "--api-key", self.api_key, "--script", str(script),
+            sys.executable, "-m", "masquerade.cli", "emulate", provider, "--port", "0",
+            "--api-key", self.api_key, *(("--script", str(script)) if script else ()),
         ]  # fmt: skip
         self.process: subprocess.Popen[str] | None = None
         self.url = ""
@@ -133,6 +134,8 @@ class EmulatorProcess:
 
     @property
     def env(self) -> dict[str, str]:
+        if self.provider == "openai":
+            return {"OPENAI_BASE_URL": self.url, "OPENAI_API_KEY": self.api_key}
         return {"RUNWAYML_BASE_URL": self.url, "RUNWAYML_API_SECRET": self.api_key}
 
     def sessions(self) -> list[dict[str, Any]]:

@@ -132,10 +132,10 @@ class _NodeStep:
             lost = _lost_session(update)
             if lost is not None:
                 raise WorkerLost(
-                    f"the session of node {self.name!r} ({lost.provider} "
-                    f"{lost.provider_session_id}) was lost with its worker and cannot be "
-                    "re-attached",
-                    hint="give the node a RetryPolicy to place a new call",
+                    lost.failure
+                    or f"the {lost.provider} session of node {self.name!r} was lost with its "
+                    "worker and cannot be re-attached",
+                    hint="no second call was placed; give the node a RetryPolicy to place one",
                 )
             return {"update": encode_update(self.graph.state_model, update)}
         except Exception as exc:
