@@ -211,6 +211,12 @@ def check_openai_voice(result: Any, out: str) -> None:
     assert result[-1].startswith("completed, 4 turns")
 
 
+def check_openai_browser(result: Any, out: str) -> None:
+    assert result[0] == "answer: v=0, 2 media sections"
+    assert result[3] == "tool lookup_order -> {'order_id': 'A1001', 'status': 'shipped'}"
+    assert result[-1] == "call ended, hung up by the server"
+
+
 def check_sip_webhook_app(result: Any, out: str) -> None:
     assert result[0] == "unsigned webhook: HTTP 400"
     assert result[-1] == "completed; tools: ['lookup_order']"
@@ -247,6 +253,7 @@ RUNNABLE: dict[str, Run] = {
     "langgraph_node": Run(check_langgraph_node, asyncio_only=True),
     "openai_voice": Run(check_openai_voice),
     "sip_webhook_app": Run(check_sip_webhook_app),
+    "openai_browser": Run(check_openai_browser),
 }
 #: snippets that are pytest files, run by test_snippet_test_files_pass
 TEST_FILES = {"test_quickstart_graph"}

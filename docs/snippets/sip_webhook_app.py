@@ -113,7 +113,9 @@ async def main() -> list[str]:
             answer = await client.post("/openai/webhook", content=body, headers=headers)
             lines.append(f"signed webhook: HTTP {answer.status_code}")
 
-            await emulator.wait_for(lambda: bool(emulator.calls[call_id].sessions))
+            # The caller speaks once the agent is on the line with its tools declared.
+            await emulator.wait_for(lambda: bool(emulator.calls[call_id].sessions)
+                                    and bool(emulator.connection().session.get("tools")))
             emulator.speak("where is my order")
             await emulator.wait_for(lambda: len(emulator.calls[call_id].sessions[0].items) > 3)
             emulator.caller_hangs_up(call_id)  # the session ends through its cancel path

@@ -96,9 +96,11 @@ class OpenAIRealtimeProvider:
             headers=headers,
             calls=self.calls(options) if options.call_id or webrtc else None,
         )
-        # A browser's call is created with the tools; a websocket session declares them
-        # once connected.
-        await session.open(self._tool_schemas(request) if webrtc else None)
+        # On a call (SIP or a browser's WebRTC) the tools are part of the first
+        # configuration, so the caller never meets an agent without them; a websocket
+        # session declares them once connected.
+        on_call = webrtc or options.call_id is not None
+        await session.open(self._tool_schemas(request) if on_call else None)
         return session
 
     def _tool_schemas(self, request: SessionRequest) -> list[dict[str, Any]]:

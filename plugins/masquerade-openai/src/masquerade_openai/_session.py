@@ -102,6 +102,7 @@ class OpenAIRealtimeSession:
         self._calls = calls
         self._session: Session | None = None
         self._early: list[Any] = []
+        self._tools_declared = False  # in the first configuration already
         self._link = link = RealtimeLink(
             provider=provider, options=options, url=url, headers=headers
         )
@@ -208,6 +209,7 @@ class OpenAIRealtimeSession:
         )
         if tools:
             payload["tools"] = tools
+        self._tools_declared = bool(tools)
         self._renewal.session_payload = payload
         if self._browser is None:
             self._early = await self._link.start(payload)
@@ -271,7 +273,7 @@ class OpenAIRealtimeSession:
         link = self._link
         try:
             tools = [session.host.tool_schema(t, "openai") for t in session.tools.values()]
-            if tools:
+            if tools and not self._tools_declared:
                 update = {"type": "realtime", "tools": tools}
                 renewal = self._renewal
                 renewal.session_payload = deep_merge(renewal.session_payload, update)
