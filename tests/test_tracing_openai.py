@@ -106,3 +106,25 @@ async def test_barge_in_ends_the_response_span_without_an_error(
     assert response.attributes["gen_ai.response.finish_reasons"] == ("turn_detected",)  # type: ignore[index]
     root = otel.one("invoke_agent")
     assert "masquerade.user.speech_started" in [e.name for e in root.events]
+
+
+async def test_a_browser_call_is_traced_on_its_sideband(
+    emulator: Any, otel: Otel, fast_poller: Any
+) -> None:
+    from .openai.test_browser import OFFER
+
+    request = SessionRequest(provider="openai", tools=[lookup_order],
+                             options={"transport": "webrtc"})
+    async with host_for(emulator, otel, fast_poller) as host, host.session(request) as s:
+        rt = await masquerade_openai.wait_realtime(s)
+        await rt.answer_offer(OFFER)
+        await collect(s, count("ready"))
+        emulator.speak('call lookup_order {"order_id": "A1001"}')
+        await collect(s, count("response.done", 2))
+        s.end()
+    assert s.result is not None
+    root = otel.one("invoke_agent")
+    assert dict(root.attributes or {})["gen_ai.provider.name"] == "openai"
+    assert len(otel.named("realtime_inference")) == 2
+    (tool,) = otel.named("execute_tool")
+    assert tool.parent is not None and tool.parent.span_id == root.context.span_id

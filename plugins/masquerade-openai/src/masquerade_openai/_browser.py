@@ -23,8 +23,9 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
-from masquerade import ConfigurationError, ProviderError
+from masquerade import ConfigurationError, ProviderError, SessionClosed
 from masquerade.provider import ProvisioningStatus
 
 from ._calls import ClientSecret, RealtimeCalls
@@ -73,10 +74,21 @@ class BrowserCall:
         answer and the sideband's handshake events."""
         self._claim()
         try:
-            answer = await self.calls.create_call(sdp, self.config())
+            # Shielded (the request has its own timeout): a call created at the provider
+            # must be known, so that the cancel path can hang it up even when the session
+            # is ending meanwhile.
+            with anyio.CancelScope(shield=True):
+                answer = await self.calls.create_call(sdp, self.config())
         except BaseException:
             self._attaching = False
             raise
+        self.call_id = answer.call_id
+        if self.link.closing:  # the session ended while the call was being created
+            with anyio.CancelScope(shield=True):
+                await self.calls.hangup(answer.call_id)
+            raise SessionClosed("the session ended while its call was being created",
+                                hint="start a new session for a new call")
+        await anyio.lowlevel.checkpoint()  # a cancellation that waited lands here
         early = await self._attach(answer.call_id)
         return answer.sdp, early
 
