@@ -244,7 +244,11 @@ class RealtimeCalls:
         json_body: Any = None,
         files: Any = None,
         headers: Mapping[str, str] | None = None,
+        retryable: bool = False,
     ) -> httpx.Response:
+        """POST to ``path``; network failures become a :class:`ProviderError` naming
+        ``what``. Only requests that are safe to repeat are ``retryable`` (creating a call
+        or a key twice would create two)."""
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self._timeout)
         sent = {"Authorization": f"Bearer {self._key()}", **dict(headers or {})}
@@ -253,12 +257,12 @@ class RealtimeCalls:
                                            json=json_body, files=files)
         except httpx.TimeoutException:
             raise ProviderError(f"{what} timed out", provider=self.provider,
-                                retryable=False) from None
+                                retryable=retryable) from None
         except httpx.HTTPError as exc:
             raise ProviderError(
                 redact(f"{what} failed: {type(exc).__name__}: {exc}"),
                 provider=self.provider,
-                retryable=False,
+                retryable=retryable,
                 hint="check the base URL and the network",
             ) from None
 
@@ -275,27 +279,10 @@ class RealtimeCalls:
     async def _post(self, call_id: str, action: str, body: dict[str, Any] | None) -> httpx.Response:
         if not call_id:
             raise ConfigurationError("call_id is empty", hint="pass the webhook's data.call_id")
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self._timeout)
-        url = f"{self.base_url}/realtime/calls/{quote(call_id, safe='')}/{action}"
-        headers = {"Authorization": f"Bearer {self._key()}"}
-        try:
-            if body is None:
-                return await self._client.post(url, headers=headers)
-            return await self._client.post(url, headers=headers, json=body)
-        except httpx.TimeoutException:
-            raise ProviderError(
-                f"{action} of call {call_id} timed out",
-                provider=self.provider,
-                retryable=True,
-            ) from None
-        except httpx.HTTPError as exc:
-            raise ProviderError(
-                redact(f"{action} of call {call_id} failed: {type(exc).__name__}: {exc}"),
-                provider=self.provider,
-                retryable=True,
-                hint="check the base URL and the network",
-            ) from None
+        # Call control is safe to retry (a repeated hangup finds the call gone).
+        return await self._request(f"realtime/calls/{quote(call_id, safe='')}/{action}",
+                                   f"{action} of call {call_id}", json_body=body,
+                                   retryable=True)
 
     def _check(self, response: httpx.Response, call_id: str | None, action: str) -> None:
         status = response.status_code

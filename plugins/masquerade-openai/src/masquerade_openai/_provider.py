@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from masquerade import Host, SessionRequest, hookimpl
+from masquerade import SessionRequest, hookimpl
 from masquerade.session import current_session
 
 from ._calls import RealtimeCalls
@@ -54,7 +54,6 @@ class OpenAIRealtimeProvider:
             layer["base_url"] = base_url
         self.defaults = RealtimeOptions.build(layer)  # fails early on a bad option
         self._layer = layer
-        self._fallback_host: Host | None = None
 
     @property
     def __name__(self) -> str:  # the plugin name when registered without one
@@ -100,20 +99,16 @@ class OpenAIRealtimeProvider:
         # configuration, so the caller never meets an agent without them; a websocket
         # session declares them once connected.
         on_call = webrtc or options.call_id is not None
-        await session.open(self._tool_schemas(request) if on_call else None)
+        await session.open(self._tool_schemas() if on_call else None)
         return session
 
-    def _tool_schemas(self, request: SessionRequest) -> list[dict[str, Any]]:
+    def _tool_schemas(self) -> list[dict[str, Any]] | None:
+        """The session's tools in the OpenAI dialect (``None`` outside a masquerade
+        session: they are declared once connected)."""
         session = current_session()
-        if session is not None:
-            host, tools = session.host, list(session.tools.values())
-        else:
-            # Outside a masquerade session: describe the request's own tools with the
-            # built-in tool schemas.
-            if self._fallback_host is None:
-                self._fallback_host = Host(load_entrypoints=False)
-            host, tools = self._fallback_host, list(request.tools)
-        return [host.tool_schema(tool, self.tool_dialect) for tool in tools]
+        if session is None:
+            return None
+        return [session.host.tool_schema(t, self.tool_dialect) for t in session.tools.values()]
 
     @hookimpl
     def masquerade_register_providers(self, register: Callable[[Any], None]) -> None:
