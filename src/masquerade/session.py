@@ -347,6 +347,7 @@ class Session:
         self._tg: TaskGroup | None = None
         self._secrets = SecretScope()  # session keys, room tokens: released at the end
         self._provider_ended: bool | None = None
+        self._pressured = False  # a subscriber reached max_buffer since the last check
 
     @staticmethod
     def _merge_tools(own: tuple[Tool, ...], plugin_tools: Mapping[str, Tool]) -> dict[str, Tool]:
@@ -464,6 +465,8 @@ class Session:
         for sub in self._subs:
             if sub.push(event):
                 pressure = True
+        if pressure:
+            self._pressured = True
         return pressure
 
     async def publish(self, event: BaseEvent) -> None:
@@ -475,7 +478,12 @@ class Session:
     def under_pressure(self) -> bool:
         """Whether a subscriber is ``max_buffer`` events behind (cheap: providers check it
         per frame and then ``await`` :meth:`backpressure`)."""
-        return any(len(s.buffer) >= s.hard_limit and not s.closed for s in self._subs)
+        if not self._pressured:  # the common case: one attribute read per frame
+            return False
+        still = any(len(s.buffer) >= s.hard_limit and not s.closed for s in self._subs)
+        if not still:
+            self._pressured = False
+        return still
 
     async def backpressure(self) -> None:
         """Wait while a subscriber is ``max_buffer`` events behind. Every waiting publisher

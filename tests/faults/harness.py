@@ -182,11 +182,14 @@ def check_openai(run: Run, emulator: Any, *, expect_unended: bool = False) -> No
     outputs: dict[str, int] = {}
     for index in range(len(emulator._app.connections)):
         connection = emulator.connection(index)
+        here: dict[str, int] = {}  # a renewal replays answers into a *new* server session
         for event in connection.events_of("conversation.item.create"):
             item = event.get("item") or {}
             if item.get("type") == "function_call_output":
-                outputs[item["call_id"]] = outputs.get(item["call_id"], 0) + 1
-    assert all(n == 1 for n in outputs.values()), f"answered more than once: {outputs}"
+                here[item["call_id"]] = here.get(item["call_id"], 0) + 1
+        assert all(n == 1 for n in here.values()), f"answered more than once: {here}"
+        for call_id in here:
+            outputs[call_id] = 1
     for call in run.of("tool.call"):
         assert outputs.get(call.call_id) == 1 or run.result.reason in ("cancelled", "error"), (
             f"the model was never answered for {call.call_id}"

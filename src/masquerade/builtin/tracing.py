@@ -453,6 +453,13 @@ class Tracing:
                 span.set_attribute(sc.SESSION_FAILURE_CODE, result.failure_code)
             span.set_status(Status(StatusCode.ERROR, redact(result.failure or error_type)))
             attrs[sc.ERROR_TYPE] = error_type
+        if result.provider_ended is False:
+            # The cancel path failed: the session may still run (and bill) at the provider.
+            span.set_attribute(sc.SESSION_PROVIDER_ENDED, False)
+            span.set_attribute(sc.ERROR_TYPE, "unended")
+            span.set_status(
+                Status(StatusCode.ERROR, "could not end the session at the provider")
+            )
         duration = time.monotonic() - trace_.started
         span.end()
         self._operation_duration.record(duration, attrs)

@@ -263,7 +263,7 @@ class OpenAIRealtimeSession:
     async def connect(self, session: Session) -> None:
         """Run the call: declare the tools, then read events until the conversation ends."""
         self._session = session
-        self._tools.session = session
+        self._tools.session = self._translator.session = session
         # One call less per event on the hot path: every part calls the session's emit.
         emit = session.emit
         self._emit = emit  # type: ignore[method-assign]

@@ -11,12 +11,12 @@ never run.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from masquerade import SessionClosed
-from masquerade.events import ProviderEvent, ToolCall
+from masquerade.errors import EventParseError
+from masquerade.events import ProviderEvent, ToolCall, decode_json
 
 from ._conversation import RealtimeConversation
 from ._fast import builder
@@ -31,6 +31,30 @@ if TYPE_CHECKING:
 __all__ = ["ToolRoundTrip"]
 
 _provider_event = builder(ProviderEvent)
+
+
+#: The most characters of undecodable arguments kept in the call's record.
+MAX_RAW_ARGUMENTS = 4096
+
+
+def _arguments(raw: Any) -> dict[str, Any] | str:
+    """A call's arguments: the decoded object, or the text (cut to
+    :data:`MAX_RAW_ARGUMENTS`) when it is not a JSON object within the size and nesting
+    bounds; the invocation then answers with an error naming the problem. Never raises,
+    so every call the model makes gets its answer."""
+    if raw is None:
+        return {}
+    if isinstance(raw, dict):
+        return raw
+    if not isinstance(raw, str):
+        return f"(arguments sent as {type(raw).__name__}, not a JSON string)"
+    if not raw.strip():
+        return {}
+    try:
+        parsed = decode_json(raw)
+    except EventParseError:
+        return raw[:MAX_RAW_ARGUMENTS]
+    return parsed if isinstance(parsed, dict) else raw[:MAX_RAW_ARGUMENTS]
 
 
 class ToolRoundTrip:
@@ -87,14 +111,7 @@ class ToolRoundTrip:
         if session is None:
             return
         self.seen.add(call_id)
-        text = payload.get("arguments")
-        text = text if isinstance(text, str) else ""
-        arguments: dict[str, Any] | str
-        try:
-            parsed = json.loads(text) if text.strip() else {}
-        except ValueError:
-            parsed = text  # not JSON: the invocation answers with an error naming it
-        arguments = parsed if isinstance(parsed, dict) else text
+        arguments = _arguments(payload.get("arguments"))
         self.turns.tools_running += 1
         try:
             session.spawn(self._run, call_id, name, arguments, name=f"openai tool {name}")

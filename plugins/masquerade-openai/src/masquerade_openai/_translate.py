@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from masquerade import redact
 from masquerade.events import ErrorEvent, ProviderEvent, TranscriptDelta, TranscriptDone
@@ -31,6 +31,9 @@ from ._shared import FATAL_CODES, noop_emit
 from ._tools import ToolRoundTrip
 from ._transport import WebSocket
 from ._turns import TurnTaking
+
+if TYPE_CHECKING:
+    from masquerade import Session
 
 __all__ = ["EventTranslator", "Handler"]
 
@@ -65,6 +68,8 @@ class EventTranslator:
         self.turns = turns
         self.abandoned = turns.abandoned  # the same set: responses whose output is dropped
         self.emit: Callable[[Any], Any] = noop_emit
+        #: The masquerade session, once connected: its backpressure pauses the reader.
+        self.session: Session | None = None
         self.replaying: set[str] = set()
         self._announced: set[str] = set()
         self._text_item: ConversationItem | None = None  # the item text deltas go to
@@ -111,6 +116,7 @@ class EventTranslator:
         outbox = self.link.outbox
         flush = self.link.flush
         unmapped = self._unmapped
+        session = self.session
         while True:
             raw = await recv()
             data = None
@@ -128,6 +134,8 @@ class EventTranslator:
                 self._handler_failed(raw, data, exc)
             if outbox:
                 await flush()
+            if session is not None and session.under_pressure:
+                await session.backpressure()  # a subscriber is max_buffer behind: stop reading
 
     def dispatch(self, data: Any) -> None:
         """Handle one event outside the receive loop (the handshake's events)."""

@@ -8,7 +8,7 @@ import base64
 import binascii
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
@@ -66,7 +66,9 @@ class EmulatorRoom:
     closes the websocket (code 1000) when the session ends.
 
     Messages are read by :meth:`wait_closed`, which also runs the RPC handlers (each in
-    its own task, so a slow tool never delays data messages or other calls).
+    its own task, so a slow tool never delays data messages or other calls). After each
+    message it awaits :attr:`pause` when one is set (the session's backpressure), so a
+    stalled subscriber slows the reader instead of growing memory.
     """
 
     def __init__(self) -> None:
@@ -77,6 +79,7 @@ class EmulatorRoom:
         self.room_name: str | None = None
         self.participants: set[str] = set()
         self._closed = anyio.Event()
+        self.pause: Callable[[], Awaitable[None]] | None = None
 
     @property
     def connected(self) -> bool:
@@ -147,6 +150,8 @@ class EmulatorRoom:
                 except WebSocketError:
                     break
                 self._dispatch(raw, tg)
+                if self.pause is not None:
+                    await self.pause()
             self._closed.set()
             tg.cancel_scope.cancel()
 

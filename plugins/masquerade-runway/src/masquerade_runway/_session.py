@@ -317,6 +317,10 @@ class RunwaySession:
                     str(tool["name"]), _ToolEndpoint(session, str(tool["name"]), timeout)
                 )
         room.on_data(self._on_data)
+        if isinstance(room, EmulatorRoom):
+            # LiveKit delivers data from its SDK's callbacks and cannot be paused; Runway's
+            # data messages are a few transcripts and client events per second.
+            room.pause = session.backpressure
         try:
             await room.connect(credentials.url, credentials.token.get_secret_value())
         except RoomError as exc:
