@@ -3,7 +3,8 @@
     python3 -m uv run python benchmarks/fuzz_parsers.py [--inputs 120000] [--seed 1]
 
 Targets (``tests/fuzz/targets.py``, shared with the hypothesis tests): normalized
-provider frames (``parse_event``), Runway data messages, Runway RPC payloads, tool
+provider frames (``parse_event``), OpenAI Realtime server frames (through the session's
+handler table), Runway data messages, Runway RPC payloads, tool
 arguments, signed and unsigned webhooks, and the data-message sender rule. Inputs are
 drawn from a seeded generator that mixes well-formed frames with wrong-typed fields,
 truncations, byte flips, very deep nesting, huge strings and random bytes. A failure is
@@ -94,6 +95,11 @@ def make_input(name: str, rng: random.Random) -> tuple[tuple[Any, ...], dict[str
             return (frame(rng),), {}
         if roll < 0.3:
             return (bytes(rng.randrange(256) for _ in range(rng.randint(0, 64))),), {}
+        return (text_input(rng),), {}
+    if name == "openai_frame":
+        roll = rng.random()
+        if roll < 0.5:
+            return (frame(rng),), {}
         return (text_input(rng),), {}
     if name == "data_message":
         sender = rng.choice(["worker:abc", None, "user:1"])

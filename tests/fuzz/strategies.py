@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 
 from masquerade.events import EVENT_TYPES
 
+from .targets import OPENAI_TYPES
+
 scalars = st.one_of(
     st.none(),
     st.booleans(),
@@ -23,11 +25,13 @@ json_values = st.recursive(
     max_leaves=20,
 )
 FIELD_NAMES = [
+    "response", "item", "session", "error", "output", "content", "transcript",
     "type", "role", "text", "turn", "delta", "transcript", "call_id", "name", "arguments",
     "args", "tool", "status", "usage", "message", "code", "fatal", "state", "item_id",
     "response_id", "data", "payload", "outcome", "credentials", "audio_ms", "queued",
 ]
-TYPE_NAMES = [*EVENT_TYPES, "transcription", "client_event", "END_CALL", "", "provider"]
+TYPE_NAMES = [*EVENT_TYPES, "transcription", "client_event", "END_CALL", "", "provider",
+              *OPENAI_TYPES]
 
 
 @st.composite

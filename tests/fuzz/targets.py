@@ -112,8 +112,43 @@ def sender_identity(sender: str) -> None:
         check_event(event)
 
 
+def _openai_session() -> Any:
+    from masquerade_openai._options import RealtimeOptions
+    from masquerade_openai._session import OpenAIRealtimeSession
+
+    options = RealtimeOptions.build({"api_key": "sk-fuzz-" + "f" * 32})
+    return OpenAIRealtimeSession(provider="openai", options=options, request=None,
+                                 url="ws://127.0.0.1:9/v1/realtime", headers={})
+
+
+OPENAI_TYPES: list[str] = sorted(_openai_session()._translator.handlers)
+
+
+def openai_frame(frame: str | bytes | Mapping[str, Any]) -> None:
+    """An OpenAI Realtime server frame through the session's handler table, as the
+    receive loop handles it: never raises, every event it emits valid."""
+    import json
+
+    session = _openai_session()
+    events: list[Any] = []
+    translator = session._translator
+    translator.emit = session._turns.emit = session._tools.emit = events.append
+    if isinstance(frame, str | bytes):
+        try:
+            data = json.loads(frame)
+        except Exception as exc:  # the receive loop's own guard
+            translator._handler_failed(frame, None, exc)
+        else:
+            translator.dispatch(data)
+    else:
+        translator.dispatch(dict(frame))
+    for event in events:
+        check_event(event)
+
+
 TARGETS: dict[str, Callable[..., None]] = {
     "provider_frame": provider_frame,
+    "openai_frame": openai_frame,
     "data_message": data_message,
     "tool_arguments": tool_arguments,
     "rpc_payload": rpc_payload,

@@ -25,6 +25,12 @@ def test_provider_frames_parse_or_fail_cleanly(data: Any) -> None:
 
 
 @FAST
+@given(frames)
+def test_openai_server_frames_never_raise_and_emit_valid_events(data: Any) -> None:
+    targets.openai_frame(data)
+
+
+@FAST
 @given(st.one_of(frames.map(lambda f: f if isinstance(f, bytes) else str(f).encode()),
                  event_like().map(lambda e: targets.json_dumps(e).encode())),
        st.sampled_from(["worker:abc", None]))
