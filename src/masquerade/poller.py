@@ -61,7 +61,7 @@ class PollerStats:
 @dataclass(eq=False)
 class _Entry:
     session_id: str
-    handle: ProviderSession
+    handle: ProviderSession | None  # dropped once resolved (the heap may outlive it)
     provider: str
     started: float
     deadline: float
@@ -186,7 +186,8 @@ class Poller:
             limiter = self._limiters[entry.provider] = anyio.CapacityLimiter(self.concurrency)
         try:
             async with limiter:
-                if entry.done.is_set():
+                handle = entry.handle
+                if handle is None or entry.done.is_set():
                     return
                 self._in_flight[entry.provider] = n = self._in_flight.get(entry.provider, 0) + 1
                 peak = self.stats.max_in_flight
@@ -194,7 +195,7 @@ class Poller:
                 self.stats.polls += 1
                 scope = use_secret_scope(entry.secrets)
                 try:
-                    status = await entry.handle.poll()
+                    status = await handle.poll()
                 finally:
                     reset_secret_scope(scope)
                     self._in_flight[entry.provider] -= 1
@@ -217,6 +218,8 @@ class Poller:
             self._resolve(entry, exc)
             return
         else:
+            if entry.done.is_set():  # timed out meanwhile
+                return
             if status != entry.last:
                 entry.last = status
                 if entry.on_status is not None:
@@ -241,6 +244,8 @@ class Poller:
         entry.outcome = outcome
         entry.done.set()
         entry.generation += 1
+        # Outdated heap items may outlive the session: keep nothing of it reachable.
+        entry.handle = entry.on_status = entry.secrets = None
         self._entries.discard(entry)
 
     async def wait_ready(
@@ -281,7 +286,8 @@ class Poller:
             await entry.done.wait()
         finally:
             self._resolve(entry, entry.outcome or SessionError("cancelled while provisioning"))
-        if isinstance(entry.outcome, BaseException):
-            raise entry.outcome
-        assert entry.outcome is not None
-        return entry.outcome
+        outcome, entry.outcome = entry.outcome, None
+        if isinstance(outcome, BaseException):
+            raise outcome
+        assert outcome is not None
+        return outcome

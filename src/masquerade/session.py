@@ -116,6 +116,11 @@ class SessionRequest(BaseModel):
             ``masquerade_tool_invoke`` chain is bounded by the tool's ``timeout`` plus
             this (wrappers included).
         metadata: free-form data carried into events' session and the result.
+        history: keep the last ``history`` events (every kind but audio) for late
+            subscribers' replay. By default (0) a late subscriber is replayed only the
+            compact record the result is made of: lifecycle (``status``, ``ready``,
+            ``error``, ``ended``), finished transcript turns, tool calls and results,
+            client events. Opt in to more; the bound keeps a long session's memory flat.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
@@ -133,6 +138,7 @@ class SessionRequest(BaseModel):
     end_timeout: float = Field(default=15.0, gt=0)
     hook_timeout: float = Field(default=10.0, gt=0)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    history: int = Field(default=0, ge=0)
 
     @field_validator("tools", mode="before")
     @classmethod
@@ -328,8 +334,13 @@ class Session:
         self._on_event = on_event
         self._handle: ProviderSession | None = None
         self._subs: list[_Subscriber] = []
-        self._history: list[BaseEvent] = []
-        self._turns: list[TranscriptTurn] = []
+        # What a late subscriber is replayed: the compact record (always), and the last
+        # ``request.history`` events when opted in; (sequence number, event) pairs.
+        self._seq = 0
+        self._kept: list[tuple[int, BaseEvent]] = []
+        self._window: deque[tuple[int, BaseEvent]] | None = (
+            deque(maxlen=request.history) if request.history else None
+        )
         self._client_events: list[dict[str, Any]] = []
         self._calls: dict[str, tuple[anyio.Event, list[ToolResult]]] = {}
         self._records: dict[str, ToolCallRecord] = {}
@@ -382,8 +393,10 @@ class Session:
         """Iterate over the session's events until ``ended``.
 
         Several subscribers may read at once; each gets every event. With ``replay``
-        (the default), a subscriber first receives the events it missed (all but audio),
-        so subscribing late never loses a transcript or a tool call.
+        (the default), a subscriber first receives what it missed: the lifecycle events,
+        finished transcript turns, tool calls and results, client events and errors (or,
+        with ``SessionRequest.history``, the last events of every kind but audio), so
+        subscribing late never loses a transcript or a tool call.
         """
         return EventStream(self, replay=replay)
 
@@ -412,11 +425,12 @@ class Session:
             return False
         kind = event.type
         if kind != "audio.delta":
-            self._history.append(event)
-            if kind == "transcript.done":
-                assert isinstance(event, TranscriptDone)
-                self._turns.append(TranscriptTurn(role=event.role, text=event.text))
-            elif kind == "error":
+            self._seq = seq = self._seq + 1
+            if self._window is not None:
+                self._window.append((seq, event))
+            if kind in _KEPT:
+                self._kept.append((seq, event))
+            if kind == "error":
                 assert isinstance(event, ErrorEvent)
                 if event.fatal and self._fatal is None:
                     self._fatal = event
@@ -584,7 +598,11 @@ class Session:
     def _subscribe(self, *, replay: bool) -> _Subscriber:
         sub = _Subscriber(self, self.audio_buffer, self.max_buffer)
         if replay:
-            sub.buffer.extend(self._history)
+            window = self._window
+            first = window[0][0] if window else self._seq + 1
+            sub.buffer.extend(event for seq, event in self._kept if seq < first)
+            if window:
+                sub.buffer.extend(event for _, event in window)
         if self._closed:
             sub.closed = True
         else:
@@ -663,6 +681,7 @@ class Session:
                 self._tg = None
                 with anyio.CancelScope(shield=True):
                     await self._finish(reason, error)
+                error = None  # its traceback holds this frame: no cycle through self
                 tg.cancel_scope.cancel()
 
     async def _provision_and_connect(self) -> None:
@@ -735,6 +754,7 @@ class Session:
                     outcome = await handle.result()
                 except Exception as exc:
                     logger.warning("fetching the result of session %s failed: %s", self.id, exc)
+            self._handle = None  # the provider session may refer back to this one
         self.result = self._build_result(reason, error, outcome)
         self.emit(
             EndedEvent(
@@ -792,7 +812,13 @@ class Session:
             provider_session_id=self.provider_session_id,
             outcome=result_outcome,
             reason=reason,
-            transcript=outcome.transcript if outcome.transcript is not None else self._turns,
+            transcript=outcome.transcript
+            if outcome.transcript is not None
+            else [
+                TranscriptTurn(role=e.role, text=e.text)
+                for _, e in self._kept
+                if isinstance(e, TranscriptDone)
+            ],
             tool_calls=list(self._records.values()),
             client_events=self._client_events,
             duration_s=outcome.duration_s
@@ -811,6 +837,11 @@ class Session:
 
 
 _SESSION_EVENT = ("session", "event")
+# The compact record every session keeps (see ``SessionRequest.history``).
+_KEPT = frozenset(
+    {"status", "ready", "transcript.done", "tool.call", "tool.result", "client_event",
+     "error", "ended"}
+)
 
 
 def _observer_failed(plugin_name: str, kind: str) -> None:

@@ -16,6 +16,8 @@ from masquerade import Host, Poller
 from masquerade_openai import OpenAIRealtimeProvider
 from masquerade_openai.emulator import OpenAIRealtimeEmulator
 
+from .helpers import EventRecorder
+
 FAST: dict[str, Any] = {
     "open_timeout": 5.0,
     "handshake_timeout": 5.0,
@@ -49,6 +51,9 @@ def provider(provider_for: Callable[..., OpenAIRealtimeProvider]) -> OpenAIRealt
 @pytest.fixture
 def host_for(fast_poller: Poller) -> Callable[..., Host]:
     def make(*plugins: object) -> Host:
-        return Host(plugins=plugins, load_entrypoints=False, poller=fast_poller)
+        # The recorder lets ``collect`` read every event from the start.
+        return Host(
+            plugins=[*plugins, EventRecorder()], load_entrypoints=False, poller=fast_poller
+        )
 
     return make

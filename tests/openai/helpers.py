@@ -7,8 +7,22 @@ from typing import Any
 
 import anyio
 
-from masquerade import Session, tool
+from masquerade import Session, hookimpl, tool
 from masquerade.events import BaseEvent
+
+
+class EventRecorder:
+    """An observer plugin keeping every event of every session (tests only: a session
+    itself keeps only the compact record for late subscribers)."""
+
+    def __init__(self) -> None:
+        self.events: dict[str, list[BaseEvent]] = {}
+        self.changed = anyio.Event()
+
+    @hookimpl
+    def masquerade_session_event(self, session: Session, event: BaseEvent) -> None:
+        self.events.setdefault(session.id, []).append(event)
+        self.changed.set()
 
 
 async def collect(
@@ -17,7 +31,17 @@ async def collect(
     *,
     timeout: float = 5.0,
 ) -> list[BaseEvent]:
-    """Read the session's events (from the start) until ``until(events)`` holds."""
+    """The session's events (from the start) once ``until(events)`` holds (or it ended)."""
+    plugins = session.host.pm.get_plugins()  # type: ignore[attr-defined]
+    recorder = next((p for p in plugins if isinstance(p, EventRecorder)), None)
+    if recorder is not None:
+        with anyio.fail_after(timeout):
+            while True:
+                seen = list(recorder.events.get(session.id, ()))
+                if until(seen) or (seen and seen[-1].type == "ended"):
+                    return seen
+                recorder.changed = anyio.Event()
+                await recorder.changed.wait()
     events: list[BaseEvent] = []
     with anyio.fail_after(timeout):
         async with session.events() as stream:

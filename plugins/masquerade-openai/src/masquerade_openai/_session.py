@@ -42,7 +42,7 @@ from ._link import RealtimeLink
 from ._lookup import register
 from ._options import RealtimeOptions, deep_merge
 from ._renewal import Renewal
-from ._shared import event_id, item_id
+from ._shared import event_id, item_id, noop_emit
 from ._tools import ToolRoundTrip
 from ._translate import EventTranslator
 from ._turns import TurnTaking, truncate_event
@@ -61,6 +61,10 @@ logger = logging.getLogger("masquerade_openai")
 MAX_APPEND_BYTES = 11 * 2**20
 
 _transcript_done = builder(TranscriptDone)
+
+
+def _no_tool(call: Mapping[str, Any]) -> None:
+    return None
 
 
 class OpenAIRealtimeSession:
@@ -320,7 +324,21 @@ class OpenAIRealtimeSession:
             extra["close_code"], extra["close_reason"] = self._link.close_info
         if self.call_id:
             extra["call_id"] = self.call_id
-        return ProviderOutcome(usage=dict(self._turns.usage), extra=extra)
+        outcome = ProviderOutcome(usage=dict(self._turns.usage), extra=extra)
+        self._detach()
+        return outcome
+
+    def _detach(self) -> None:
+        """Drop every reference into the ended masquerade session and between the parts
+        (the last call a session makes is :meth:`result`), so reference counting alone
+        frees both; the conversation and the counters stay readable."""
+        self._session = None
+        self._tools.session = None
+        self._emit = noop_emit  # type: ignore[method-assign]
+        self._turns.emit = self._tools.emit = self._translator.emit = noop_emit
+        self._renewal.emit = noop_emit
+        self._turns.start_tool = _no_tool
+        self._translator.handlers = {}
 
     def _emit(self, event: Any) -> Any:
         """Deliver an event (replaced by the session's own ``emit`` once connected)."""

@@ -451,6 +451,9 @@ class RunwaySession:
         try:
             return await self._result()
         finally:
+            # The provider keeps its latest sessions for introspection: keep them light,
+            # and never the masquerade session (it is freed as soon as it ends).
+            self._owner = self._translator = None
             if not self._released:
                 self._released = True
                 await self.provider.release_client(self.client)

@@ -1,0 +1,48 @@
+"""An ended OpenAI session is freed by reference counting alone (no cycle collector)."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from collections.abc import Callable, Iterator
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+import masquerade_openai
+from masquerade import Host, SessionRequest
+from masquerade_openai import OpenAIRealtimeProvider
+
+from .helpers import collect, count, lookup_order
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def no_cycle_collector() -> Iterator[None]:
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+@pytest.mark.usefixtures("no_cycle_collector")
+async def test_ended_session_is_freed_by_refcount(
+    provider: OpenAIRealtimeProvider, host_for: Callable[..., Host]
+) -> None:
+    async with host_for(provider) as host:
+        request = SessionRequest(provider="openai", tools=[lookup_order])
+        async with host.session(request) as s:
+            rt = await masquerade_openai.wait_realtime(s)
+            await rt.send_text('call lookup_order {"order_id": "A7"}')
+            await collect(s, count("response.done", 2))
+            s.end()
+        assert s.result is not None and s.result.tool_calls
+        refs = [weakref.ref(s), weakref.ref(rt)]
+        del s, rt
+        await anyio.lowlevel.checkpoint()
+        alive = [r() for r in refs if r() is not None]
+        assert not alive, [type(o).__name__ for o in alive]
