@@ -66,11 +66,12 @@ def test_quickstart_reports_the_frontend_credentials(capsys: pytest.CaptureFixtu
 def test_online_without_a_key_fails_clearly(capsys: pytest.CaptureFixture[str]) -> None:
     code, events = cli_json(capsys, "run", str(EXAMPLES / "quickstart.py"), "--json", "--online")
 
-    assert code == 1  # the graph finished, but its session failed
+    assert code == 1  # the call failed, so the run failed (the next node did not run)
     assert all(e["type"] != "emulator" for e in events)
-    call = events[-1]["state"]["call"]
-    assert call["outcome"] == "failed"
-    assert "API key" in call["failure"]
+    assert not [e for e in events if e["type"] == "node.started" and e["node"] == "summarize"]
+    error = events[-1]
+    assert error["type"] == "graph.error" and error["node"] == "call"
+    assert "API key" in error["message"]
 
 
 def test_offline_flag_and_script_file(

@@ -207,14 +207,14 @@ async def test_unknown_provider_fails_before_anything_runs(make_host: Any) -> No
         ) as info:
             await graph.run(host=host)
 
-    assert "pip install masquerade-runwai" in info.value.hint
+    assert "install the plugin that provides it" in info.value.hint
     assert ran == []
     assert provider.sessions == []
 
 
 async def test_failed_session_lands_in_the_state_for_routing(make_host: Any) -> None:
     provider = ScriptedProvider([{"say": "Hello"}, {"fail": "line dropped", "code": "io"}])
-    node = AvatarNode("scripted", output_key="call")
+    node = AvatarNode("scripted", output_key="call", continue_on_failure=True)
     async with make_host(provider) as host:
         final = await concierge_graph(node).run(host=host)
 
@@ -222,6 +222,22 @@ async def test_failed_session_lands_in_the_state_for_routing(make_host: Any) -> 
     assert (final.call.outcome, final.call.failure_code) == ("failed", "io")
     assert final.summary == "failed: 0 tool call(s)"
     assert provider.sessions[0].ended == ["error"]
+
+
+async def test_failed_call_fails_the_run_by_default(make_host: Any) -> None:
+    from masquerade import CallFailed
+
+    provider = ScriptedProvider([{"say": "Hello"}, {"fail": "line dropped", "code": "io"}])
+    graph = concierge_graph(AvatarNode("scripted", output_key="call"))
+    async with make_host(provider) as host:
+        with pytest.raises(NodeError, match=r"'concierge' failed: CallFailed: .*dropped") as info:
+            await graph.run(host=host)
+
+    cause = info.value.__cause__
+    assert isinstance(cause, CallFailed)
+    assert (cause.result.outcome, cause.failure_code) == ("failed", "io")
+    assert "continue_on_failure=True" in info.value.hint
+    assert provider.sessions[0].ended == ["error"]  # the cancel path ran
 
 
 async def test_output_key_must_be_a_state_field() -> None:

@@ -49,6 +49,7 @@ EXPECTED = {
     "GraphError",
     "GraphValidationError",
     "NodeError",
+    "CallFailed",
     "RedactingFilter",
     "JsonFormatter",
     "configure_logging",

@@ -29,6 +29,7 @@ from ._redact import (
     register_session_secret,
 )
 from .errors import (
+    CallFailed,
     ConfigurationError,
     EventParseError,
     GraphError,
@@ -143,4 +144,5 @@ __all__ = [
     "GraphError",
     "GraphValidationError",
     "NodeError",
+    "CallFailed",
 ]

@@ -40,6 +40,7 @@ __all__ = [
     "GraphError",
     "GraphValidationError",
     "NodeError",
+    "CallFailed",
 ]
 
 
@@ -82,16 +83,34 @@ class HookError(MasqueradeError):
 
 
 class ProviderNotFound(MasqueradeError, LookupError):
-    """No plugin offers the provider a session asked for."""
+    """No plugin offers the provider a session asked for.
 
-    def __init__(self, name: str, available: list[str]) -> None:
+    The hint names the closest registered provider (a typo), or the setting that disabled
+    the provider's plugin (``disabled_by``, e.g. ``"MASQUERADE_DISABLE_PLUGINS=runway"``).
+    """
+
+    def __init__(self, name: str, available: list[str], *, disabled_by: str | None = None) -> None:
+        import difflib
+
         self.name = name
         self.available = available
+        self.disabled_by = disabled_by
         have = ", ".join(sorted(available)) or "none"
+        if disabled_by is not None:
+            super().__init__(
+                f"provider {name!r} is disabled: its plugin {name!r} is turned off by "
+                f"{disabled_by} (registered: {have})",
+                hint=f"remove {name!r} from that setting to enable it; `masquerade plugins` "
+                "shows every plugin and its status",
+            )
+            return
+        close = difflib.get_close_matches(name, available, n=1, cutoff=0.6)
         super().__init__(
             f"no provider named {name!r} is registered (registered: {have})",
-            hint=f"install its plugin (for example `pip install masquerade-{name}`) "
-            "and check `masquerade plugins`",
+            hint=f"did you mean {close[0]!r}? `masquerade plugins` lists every provider's plugin"
+            if close
+            else "install the plugin that provides it (see the install guide) and check "
+            "`masquerade plugins`",
         )
 
 
@@ -225,5 +244,36 @@ class NodeError(GraphError):
         detail = cause.message if isinstance(cause, MasqueradeError) else str(cause)
         super().__init__(
             f"node {node!r} failed: {type(cause).__name__}: {detail}",
-            hint=hint or "see the chained exception for the node's traceback",
+            hint=hint
+            or "the node's own exception is chained as __cause__ (`masquerade run` prints its "
+            "traceback)",
         )
+
+
+class CallFailed(SessionFailed):
+    """An :class:`~masquerade.AvatarNode`'s call ended ``failed`` (and the node does not
+    continue on failure). ``result`` is the call's :class:`~masquerade.SessionResult`;
+    ``unreachable`` says whether the provider could not be reached at all."""
+
+    def __init__(self, result: Any) -> None:
+        self.result = result
+        reason = result.failure or result.error or result.reason or "no reason given"
+        error = result.error or ""
+        self.unreachable = "ConnectionError" in error.split(":", 1)[0] or str(
+            reason
+        ).startswith("could not connect")
+        if self.unreachable:
+            message = f"could not reach {result.provider.capitalize()}: {reason}"
+            hint = (
+                "check the network and the provider's base URL; no network? run offline on "
+                "the emulator: `masquerade run FILE --offline` (or unset the API key)"
+            )
+        else:
+            message = f"the {result.provider} call failed: {reason}"
+            # The provider's own advice travels in ``error`` as "message (hint)".
+            marker = f"{reason} ("
+            own = error.split(marker, 1)[1][:-1] if marker in error and error.endswith(")") else ""
+            hint = (f"{own}; or " if own else "") + (
+                "pass continue_on_failure=True to the AvatarNode to run the next node anyway"
+            )
+        super().__init__(message, failure_code=result.failure_code, hint=hint)

@@ -125,6 +125,8 @@ class Host:
         env = os.environ if environ is None else environ
         self._allow = _env_list(env, ALLOW_ENV)
         self._deny = _env_list(env, DENY_ENV) or set()
+        # Which setting turned a plugin off, for errors that name it.
+        self._settings = {key: env.get(key, "") for key in (ALLOW_ENV, DENY_ENV)}
         self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self.pm.add_hookspecs(hookspecs)
         self.poller = poller if poller is not None else Poller()
@@ -183,6 +185,23 @@ class Host:
             self.pm.unregister(name=name)
         self._records.pop(name, None)
         self._changed()
+
+    def disabled_by(self, name: str) -> str | None:
+        """The setting that disabled plugin ``name`` (``"MASQUERADE_DISABLE_PLUGINS=a,b"``),
+        or ``None`` when it is not disabled."""
+        info = self._records.get(name)
+        if info is None or info.status != "disabled":
+            return None
+        names = {name, info.distribution} - {None}
+        if names & self._deny:
+            return f"{DENY_ENV}={self._settings[DENY_ENV]}"
+        return f"{ALLOW_ENV}={self._settings[ALLOW_ENV]} (it is not listed there)"
+
+    def provider_not_found(self, name: str) -> ProviderNotFound:
+        """The error for a provider that is not registered: it names the closest
+        registered provider, or the setting that disabled the provider's plugin."""
+        self._collect()
+        return ProviderNotFound(name, list(self._providers), disabled_by=self.disabled_by(name))
 
     def plugin_info(self) -> list[PluginInfo]:
         """Every plugin the host knows of: loaded, failed or disabled."""
@@ -347,7 +366,7 @@ class Host:
         try:
             return self._providers[name]
         except KeyError:
-            raise ProviderNotFound(name, list(self._providers)) from None
+            raise self.provider_not_found(name) from None
 
     # ------------------------------------------------------------ calling hooks
     async def create_provider_session(self, request: SessionRequest) -> ProviderSession:
@@ -356,8 +375,7 @@ class Host:
         if inspect.isawaitable(result):
             result = await result
         if result is None:
-            self._collect()
-            raise ProviderNotFound(request.provider, list(self._providers))
+            raise self.provider_not_found(request.provider)
         return result  # type: ignore[no-any-return]
 
     def tool_schema(self, tool: Tool, dialect: str) -> dict[str, Any]:

@@ -20,9 +20,10 @@ from pydantic import BaseModel
 from .._redact import redact, redact_mapping
 from ..events import BaseEvent
 from ..graph._events import GraphEnded, GraphEvent, NodeEvent, NodeFinished, NodeStarted, jsonable
+from ..hookspecs import hookimpl
 from ..session import SessionResult
 
-__all__ = ["ConsoleView", "JsonView", "format_result", "session_results"]
+__all__ = ["ConsoleView", "JsonView", "SessionLedger", "format_result", "session_results"]
 
 _SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
@@ -130,10 +131,27 @@ class ConsoleView:
         elif isinstance(event, NodeFinished):
             self._indent = ""
             wrote = ", ".join(event.update) or "nothing"
-            self.line(f"✓ {event.node}  {event.duration_s:.2f}s  → {wrote}")
+            failed = [k for k, v in event.update.items() if _failed(v)]
+            if failed:  # a node that continues on failure: it finished, its call did not
+                self.line(
+                    self._red(f"✗ {event.node}  {event.duration_s:.2f}s  → {wrote}")
+                    + f"  (call failed: {', '.join(failed)}; the graph continues)"
+                )
+            else:
+                self.line(f"✓ {event.node}  {event.duration_s:.2f}s  → {wrote}")
         elif isinstance(event, GraphEnded):
             self._indent = ""
             self.graph_summary(event)
+
+    def _red(self, text: str) -> str:
+        return f"\x1b[31m{text}\x1b[0m" if self.live else text
+
+    def node_failed(self, node: str | None, message: str) -> None:
+        """The run stopped because ``node`` failed (a red ✗ line saying why)."""
+        self._indent = ""
+        self._provisioning = None
+        self._partial.clear()
+        self.line(self._red(f"✗ {node or 'graph'} failed: {message}"))
 
     def graph_summary(self, event: GraphEnded) -> None:
         results = session_results(event.state)
@@ -242,7 +260,17 @@ class ConsoleView:
         elif kind == "ended":
             self._provisioning = None
             self._settled.clear()
-            self.line(f"{pad}● ended: {d['outcome']} ({d['reason']})")
+            if d["outcome"] == "failed":
+                why = f" — {d['failure']}" if d["failure"] else ""
+                self.line(self._red(f"{pad}✗ ended: failed ({d['reason']}){why}"))
+            else:
+                self.line(f"{pad}● ended: {d['outcome']} ({d['reason']})")
+
+
+def _failed(value: Any) -> bool:
+    if isinstance(value, SessionResult):
+        return value.outcome == "failed"
+    return isinstance(value, dict) and value.get("outcome") == "failed" and "session_id" in value
 
 
 def format_result(result: SessionResult, *, title: str = "summary") -> str:
@@ -302,3 +330,42 @@ class JsonView:
             data = jsonable(event.model_dump(mode="python"))
         data.update(context)
         self.emit(data)
+
+
+class SessionLedger:
+    """A plugin of the command's host that notes every session that started and how it
+    ended, so that an interrupted command can say which sessions it ended (each through
+    its cancel path) and which it could not."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, str] = {}  # session id -> provider
+        self.ended: list[SessionResult] = []
+
+    @hookimpl
+    def masquerade_session_event(self, session: Any, event: BaseEvent) -> None:
+        self.started.setdefault(session.id, session.provider)
+
+    @hookimpl
+    def masquerade_session_ended(self, session: Any, result: SessionResult) -> None:
+        self.ended.append(result)
+
+    def report(self) -> list[str]:
+        """Lines for people: one per session the command started."""
+        lines = []
+        ended = {r.session_id: r for r in self.ended}
+        for session_id, provider in self.started.items():
+            result = ended.get(session_id)
+            if result is None:
+                lines.append(f"session {session_id} ({provider}): its cancel path did not finish")
+                continue
+            remote = result.provider_session_id
+            remote = f", provider id {remote}" if remote else ""
+            lines.append(
+                f"session {session_id} ({provider}{remote}) was ended through its cancel "
+                f"path: {result.outcome} ({result.reason})"
+            )
+        return lines
+
+
+#: The ledger of the command that runs in this process (reset by ``masquerade.cli.main``).
+LEDGER = SessionLedger()

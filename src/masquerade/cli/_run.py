@@ -414,10 +414,13 @@ async def run_graph(
     Errors are shown on the view (a ``graph.error`` object in JSON) and re-raised.
     """
     from ..host import Host
+    from . import _console
 
     host = Host() if host is None else host
+    host.register(_console.LEDGER, "cli-ledger")  # what an interrupted command reports
     final: Any = None
     failure: MasqueradeError | None = None
+    closed: BrokenPipeError | None = None
     async with anyio.create_task_group() as tg:
         if isinstance(view, ConsoleView):
             tg.start_soon(view.animate)
@@ -430,9 +433,25 @@ async def run_graph(
         except MasqueradeError as exc:
             # Re-raised below, outside the task group (which would wrap it in a group).
             failure = exc
+        except BrokenPipeError as exc:
+            # Whoever read our output went away (`| head`): leaving the stream above ended
+            # every session through its cancel path; main() then exits quietly.
+            closed = exc
         finally:
             tg.cancel_scope.cancel()
+    if closed is not None:
+        raise closed
     if failure is not None:
+        if isinstance(view, ConsoleView):
+            cause = failure.__cause__ if isinstance(failure, NodeError) else None
+            view.node_failed(
+                failure.node if isinstance(failure, NodeError) else None,
+                cause.message
+                if isinstance(cause, MasqueradeError)
+                else f"{type(cause).__name__}: {cause}"
+                if cause is not None
+                else failure.message,
+            )
         if isinstance(view, JsonView):
             view.emit(
                 {
@@ -521,5 +540,8 @@ async def _run(
     if final is None:
         return 1
     # The graph finished; a session that failed on the way still fails the command.
-    failed = [key for key, result in session_results(final).items() if result.outcome == "failed"]
+    failed = {k: r for k, r in session_results(final).items() if r.outcome == "failed"}
+    for key, result in failed.items():
+        why = result.failure or result.error
+        print(f"error: the call in {key!r} failed: {why}", file=sys.stderr)
     return 1 if failed else 0

@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
-from ..errors import ProviderNotFound
+from ..errors import CallFailed
 from ..session import SessionRequest, SessionResult
 from ._engine import current_run
 from ._events import GraphEvent, NodeEvent
@@ -79,6 +79,9 @@ class AvatarNode:
         metadata: free-form data for the request, or a function of the state.
         host: the host to use outside :class:`~masquerade.Graph` (inside a graph, the
             run's host is used).
+        continue_on_failure: when the call ends ``failed``, still write its result and
+            let the next node run. By default a failed call fails the node (and so the
+            run) with :class:`~masquerade.CallFailed`, which says why.
     """
 
     def __init__(
@@ -98,6 +101,7 @@ class AvatarNode:
         provisioning_timeout: float | None = None,
         metadata: FromState[Mapping[str, Any] | None] = None,
         host: Host | None = None,
+        continue_on_failure: bool = False,
     ) -> None:
         if not output_key:
             from ..errors import ConfigurationError
@@ -125,6 +129,7 @@ class AvatarNode:
         self.on_ready = on_ready
         self.output_key = output_key
         self.host = host
+        self.continue_on_failure = continue_on_failure
 
     # Read by Graph.add_node: what the node writes and which providers it needs.
     @property
@@ -188,7 +193,7 @@ class AvatarNode:
         ``emit`` (wrapped in :class:`~masquerade.NodeEvent`) while it runs."""
         available = host.providers
         if request.provider not in available:
-            raise ProviderNotFound(request.provider, list(available))
+            raise host.provider_not_found(request.provider)
         failure: Exception | None = None
         async with host.session(request) as session, session.events() as events:
             try:
@@ -208,6 +213,8 @@ class AvatarNode:
         if failure is not None:
             raise failure
         assert session.result is not None
+        if session.result.outcome == "failed" and not self.continue_on_failure:
+            raise CallFailed(session.result)
         return session.result
 
 

@@ -29,7 +29,7 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ..builtin.tracing import node_span, workflow_span
-from ..errors import GraphError, GraphValidationError, NodeError, ProviderNotFound
+from ..errors import GraphError, GraphValidationError, NodeError
 from ._events import GraphEnded, GraphEvent, NodeFinished, NodeStarted
 from ._state import StateSchema, StateT
 from ._validate import END, START, validate_graph
@@ -440,7 +440,7 @@ class Graph(Generic[StateT]):
         for spec in self.nodes.values():
             for provider in spec.providers:
                 if provider not in available:
-                    raise NodeError(spec.name, ProviderNotFound(provider, list(available)))
+                    raise NodeError(spec.name, host.provider_not_found(provider))
 
     async def _execute(
         self,

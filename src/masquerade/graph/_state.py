@@ -86,6 +86,17 @@ class StateSchema(Generic[StateT]):
                 f"{self.name}",
                 hint=f"pass a {self.name}(...) or a dict of its fields",
             )
+        if isinstance(value, Mapping) and not self.allow_extra:
+            for key in value:
+                if key not in self.fields:
+                    close = difflib.get_close_matches(str(key), list(self.fields), n=1)
+                    have = ", ".join(self.model.model_fields) or "none"
+                    raise GraphError(
+                        f"the initial state has an unknown key {key!r}"
+                        + (f"; did you mean {close[0]!r}?" if close else "")
+                        + f" ({self.name} has: {have})",
+                        hint=f"use the field names of {self.name}",
+                    )
         try:
             return self.model.model_validate(dict(value or {}))
         except ValidationError as exc:
