@@ -715,9 +715,11 @@ class Session:
                     failure_code=status.failure_code,
                     hint="check failure_code against the provider's documentation",
                 )
-        with anyio.move_on_after(max(0.001, deadline - anyio.current_time())):
+        with anyio.move_on_after(max(0.001, deadline - anyio.current_time())) as waiting:
+            # None is a valid answer (nothing for a frontend to join, e.g. a session
+            # re-attached after its frontend joined); only running out of time fails.
             self.credentials = await handle.join_credentials()
-        if self.credentials is None:
+        if waiting.cancelled_caught:
             raise ProvisioningTimeout(self.id, self.elapsed, queued=False)
         self._set_state("ready")
         self.emit(ReadyEvent(credentials=self.credentials, waited_s=round(self.elapsed, 3)))
