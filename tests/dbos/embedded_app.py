@@ -26,6 +26,8 @@ async def main(url: str, count: int) -> None:
         print("submitted", flush=True)
         for run in runs:
             final = await run.result()
+            failure = final.call.failure if final.call else None
+            print("done", run.id, ",".join(final.log), failure, file=sys.stderr, flush=True)
             print("done", run.id, ",".join(final.log), flush=True)
 
 

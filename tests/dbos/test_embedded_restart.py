@@ -36,7 +36,7 @@ def test_a_killed_embedded_process_finishes_its_calls_when_started_again(
         assert second.returncode == 0, second.stderr
         done = [line for line in second.stdout.splitlines() if line.startswith("done")]
         assert len(done) == 2
-        assert all(line.endswith("before,after:completed") for line in done)
+        assert all(line.endswith("before,after:completed") for line in done), second.stderr
         check_guarantees(emulator, 2)
         counts = Counter(marks(marks_file))
         assert counts["r0:before"] == counts["r1:before"] == 1

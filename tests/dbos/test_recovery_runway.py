@@ -19,7 +19,7 @@ import pytest
 from masquerade_dbos import DurableGraph, RunHandle
 
 from .avatar_graph import Call, graph
-from .workers import EmulatorProcess, WorkerProcess, marks, write_script
+from .workers import EmulatorProcess, WorkerProcess, marks, start_all, write_script
 
 pytestmark = pytest.mark.anyio
 
@@ -28,7 +28,7 @@ LIVE = {"NOT_READY", "READY", "RUNNING"}
 CALL = [
     {"say": "Hello, which number?"},
     {"tool": "lookup", "args": {"n": 1}},
-    {"wait": 5},
+    {"wait": 4},
     {"tool": "lookup", "args": {"n": 2}},
     {"say": "Bye"},
     {"hangup": True},
@@ -89,8 +89,7 @@ async def test_a_worker_killed_mid_call_is_not_restarted_another_one_reattaches(
         a = WorkerProcess("avatar_graph.py", postgres_url, "worker-a", env=env, capacity=2)
         b = WorkerProcess("avatar_graph.py", postgres_url, "worker-b", env=env, capacity=2)
         try:
-            a.start()
-            b.start()
+            start_all(a, b)
             async with DurableGraph(graph, database_url=postgres_url, worker=False) as submitter:
                 runs = await submit(submitter, 4)
                 await wait_for(answered(emulator, 4))  # every call is live, tool 1 answered
@@ -147,16 +146,16 @@ async def test_a_crash_between_session_created_and_ready(
     script = write_script(tmp_path / "slow.json", steps, provisioning=4.0)
     with EmulatorProcess(script) as emulator:
         env = {**emulator.env, "MASQUERADE_TEST_MARKS": str(marks_file)}
-        a = WorkerProcess("avatar_graph.py", postgres_url, "worker-a", env=env)
-        b = WorkerProcess("avatar_graph.py", postgres_url, "worker-b", env=env)
+        a = WorkerProcess("avatar_graph.py", postgres_url, "worker-a", env=env, capacity=1)
+        b = WorkerProcess("avatar_graph.py", postgres_url, "worker-b", env=env, capacity=1)
         try:
-            a.start()
+            start_all(a, b)
             async with DurableGraph(graph, database_url=postgres_url, worker=False) as submitter:
                 runs = await submit(submitter, 2)
                 await wait_for(lambda: len(emulator.sessions()) == 2)
                 assert {s["status"] for s in emulator.sessions()} == {"NOT_READY"}
-                a.kill()  # created at the provider, not READY yet
-                b.start()
+                assert sorted([await run.executor() for run in runs]) == ["worker-a", "worker-b"]
+                a.kill()  # its session is created at the provider, not READY yet
                 finals = [await run.result() for run in runs]
             check_guarantees(emulator, 2)
             assert all(final.log == ["before", "after:completed"] for final in finals)
@@ -174,19 +173,21 @@ async def test_a_crash_after_the_call_ended_before_the_next_node(
     with EmulatorProcess(write_script(tmp_path / "short.json", steps)) as emulator:
         env = {**emulator.env, "MASQUERADE_TEST_MARKS": str(marks_file)}
         a = WorkerProcess(
-            "avatar_graph.py", postgres_url, "worker-a",
+            "avatar_graph.py", postgres_url, "worker-a", capacity=1,
             env={**env, "MASQUERADE_TEST_PAUSE": "60"},
         )  # fmt: skip
-        b = WorkerProcess("avatar_graph.py", postgres_url, "worker-b", env=env)
+        b = WorkerProcess("avatar_graph.py", postgres_url, "worker-b", env=env, capacity=1)
         try:
-            a.start()
+            start_all(a, b)
             async with DurableGraph(graph, database_url=postgres_url, worker=False) as submitter:
                 runs = await submit(submitter, 2)
-                await wait_for(
-                    lambda: sum(m.endswith(":call-ended") for m in marks(marks_file)) == 2
-                )
-                a.kill()  # the calls are over, their node's output not yet checkpointed
-                b.start()
+
+                def ended() -> bool:
+                    return sum(m.endswith(":call-ended") for m in marks(marks_file)) == 2
+
+                await wait_for(ended)
+                assert sorted([await run.executor() for run in runs]) == ["worker-a", "worker-b"]
+                a.kill()  # its call is over, the node's output not yet checkpointed
                 finals = [await run.result() for run in runs]
             sessions = check_guarantees(emulator, 2)
             assert {s["status"] for s in sessions} == {"COMPLETED"}
@@ -194,11 +195,11 @@ async def test_a_crash_after_the_call_ended_before_the_next_node(
                 assert final.log == ["before", "after:completed"]
                 assert final.call is not None
                 # collected from the conversation endpoint by the worker that took over
-                assert [t.text for t in final.call.transcript if t.role == "assistant"][-1:] == [
-                    "Bye"
-                ]
+                said = [t.text for t in final.call.transcript if t.role == "assistant"]
+                assert said[-1:] == ["Bye"]
             counts = check_marks(marks_file, runs, ["r0", "r1"])
             assert counts["tool:1"] == 2  # answered once per call, never again
+            assert "re-attaching node call" in b.log()
         finally:
             a.stop()
             b.stop()

@@ -11,7 +11,7 @@ import pytest
 from masquerade_dbos import DurableGraph
 
 from .graphs import Slow, slow
-from .workers import WorkerProcess, marks
+from .workers import WorkerProcess, marks, start_all
 
 pytestmark = pytest.mark.anyio
 
@@ -30,8 +30,7 @@ async def test_a_killed_worker_s_runs_finish_elsewhere_without_rerunning_done_no
     a = WorkerProcess("graphs.py:slow", postgres_url, "worker-a", env=env, capacity=3)
     b = WorkerProcess("graphs.py:slow", postgres_url, "worker-b", env=env, capacity=3)
     try:
-        a.start()
-        b.start()
+        start_all(a, b)
         async with DurableGraph(slow, database_url=postgres_url, worker=False) as submitter:
             runs = [await submitter.submit(Slow(name=f"r{i}")) for i in range(6)]
 

@@ -27,7 +27,7 @@ class WorkerProcess:
         *,
         env: Mapping[str, str] | None = None,
         capacity: int = 10,
-        heartbeat_timeout: float = 2.0,
+        heartbeat_timeout: float = 3.0,
         extra: tuple[str, ...] = (),
     ) -> None:
         self.executor_id = executor_id
@@ -40,8 +40,10 @@ class WorkerProcess:
         self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen[str] | None = None
         self.output: list[str] = []
+        self._ready = threading.Event()
 
-    def start(self, timeout: float = 60.0) -> WorkerProcess:
+    def spawn(self) -> WorkerProcess:
+        """Start the process; :meth:`wait_ready` waits until it works the queue."""
         self.process = subprocess.Popen(
             self.args,
             env=self.env,
@@ -49,21 +51,28 @@ class WorkerProcess:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        ready = threading.Event()
+        self._ready = threading.Event()
 
         def read() -> None:
             assert self.process is not None and self.process.stdout is not None
             for line in self.process.stdout:
                 self.output.append(line.rstrip())
                 if line.startswith(f"worker {self.executor_id} runs"):
-                    ready.set()
-            ready.set()
+                    self._ready.set()
+            self._ready.set()
 
         threading.Thread(target=read, daemon=True).start()
-        if not ready.wait(timeout) or self.process.poll() is not None:
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> WorkerProcess:
+        assert self.process is not None
+        if not self._ready.wait(timeout) or self.process.poll() is not None:
             self.stop()
             raise AssertionError("the worker did not start:\n" + "\n".join(self.output))
         return self
+
+    def start(self, timeout: float = 60.0) -> WorkerProcess:
+        return self.spawn().wait_ready(timeout)
 
     def kill(self) -> None:
         """SIGKILL: no drain, no goodbye."""
@@ -149,3 +158,11 @@ class EmulatorProcess:
 def write_script(path: Path, steps: list[dict[str, Any]], **plan: Any) -> Path:
     path.write_text(json.dumps({"steps": steps, "plan": plan}))
     return path
+
+
+def start_all(*workers: WorkerProcess) -> None:
+    """Start workers side by side (each takes a second or two to import and launch)."""
+    for worker in workers:
+        worker.spawn()
+    for worker in workers:
+        worker.wait_ready()

@@ -349,32 +349,36 @@ class DurableGraph(Generic[StateT]):
 
     # ------------------------------------------------------------------ workers
     async def _heartbeats(self) -> None:
-        table = self._table
-        assert table is not None
         interval = self.heartbeat_timeout / 3
         while True:
+            await self._beat()
             await anyio.sleep(interval)
-            try:
-                alive = await anyio.to_thread.run_sync(table.beat, self.executor_id)
-            except Exception as exc:  # the database is unreachable: try again next beat
-                logger.warning("heartbeat of worker %s failed: %s", self.executor_id, exc)
-                continue
-            if not alive:
-                logger.critical(
-                    "worker %s was declared dead by another worker (no heartbeat for %.1fs); "
-                    "its runs were handed over, so it stops now",
-                    self.executor_id,
-                    self.heartbeat_timeout,
-                )
-                os._exit(70)
-            try:
-                dead = await anyio.to_thread.run_sync(
-                    table.claim_dead, self.executor_id, self.heartbeat_timeout
-                )
-                if dead:
-                    await self.recover(dead)
-            except Exception as exc:
-                logger.warning("looking for dead workers failed: %s", exc)
+
+    async def _beat(self) -> None:
+        """One heartbeat, then a look for dead workers (recovering their runs)."""
+        table = self._table
+        assert table is not None
+        try:
+            alive = await anyio.to_thread.run_sync(table.beat, self.executor_id)
+        except Exception as exc:  # the database is unreachable: try again next beat
+            logger.warning("heartbeat of worker %s failed: %s", self.executor_id, exc)
+            return
+        if not alive:
+            logger.critical(
+                "worker %s was declared dead by another worker (no heartbeat for %.1fs); "
+                "its runs were handed over, so it stops now",
+                self.executor_id,
+                self.heartbeat_timeout,
+            )
+            os._exit(70)
+        try:
+            dead = await anyio.to_thread.run_sync(
+                table.claim_dead, self.executor_id, self.heartbeat_timeout
+            )
+            if dead:
+                await self.recover(dead)
+        except Exception as exc:
+            logger.warning("looking for dead workers failed: %s", exc)
 
     async def recover(self, executor_ids: list[str]) -> int:
         """Put the pending runs of ``executor_ids`` back on the queue (idempotent)."""

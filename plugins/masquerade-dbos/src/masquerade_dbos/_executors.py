@@ -26,6 +26,9 @@ __all__ = ["ExecutorTable", "engine_url"]
 
 logger = logging.getLogger("masquerade.dbos")
 
+#: Seconds a starting worker counts as alive before its first heartbeat.
+STARTUP_GRACE = 30.0
+
 _metadata = sa.MetaData()
 executors = sa.Table(
     "masquerade_executors",
@@ -63,16 +66,22 @@ class ExecutorTable:
             # Two workers creating the table at once: one of them wins.
             _metadata.create_all(self.engine, checkfirst=True)
 
-    def register(self, executor_id: str) -> None:
-        """Mark ``executor_id`` alive now (a restarted worker takes its row back)."""
+    def register(self, executor_id: str, grace: float = STARTUP_GRACE) -> None:
+        """Mark ``executor_id`` alive (a restarted worker takes its row back).
+
+        Its first heartbeat is dated ``grace`` seconds ahead: starting up (database
+        migrations, a loaded machine) may take longer than the heartbeat timeout, and a
+        worker must not be declared dead before its first beat.
+        """
         now = time.time()
+        beat = now + grace
         info = f"{socket.gethostname()} pid {os.getpid()}"
         statement = self._insert(executors).values(
-            executor_id=executor_id, state="alive", heartbeat_at=now, started_at=now, info=info
+            executor_id=executor_id, state="alive", heartbeat_at=beat, started_at=now, info=info
         )
         statement = statement.on_conflict_do_update(
             index_elements=[executors.c.executor_id],
-            set_={"state": "alive", "heartbeat_at": now, "started_at": now, "info": info,
+            set_={"state": "alive", "heartbeat_at": beat, "started_at": now, "info": info,
                   "recovered_by": None},
         )  # fmt: skip
         with self.engine.begin() as conn:
