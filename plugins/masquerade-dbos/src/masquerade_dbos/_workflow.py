@@ -139,6 +139,12 @@ class _NodeStep:
                 )
             return {"update": encode_update(self.graph.state_model, update)}
         except Exception as exc:
+            lost_call = _lost_session({"call": getattr(exc, "result", None)})
+            if lost_call is not None:  # an AvatarNode that fails the run on a failed call
+                exc = WorkerLost(
+                    lost_call.failure or "the session was lost with its worker",
+                    hint="no second call was placed; give the node a RetryPolicy to place one",
+                )
             policy = self.retry
             self._live[(execution.workflow_id, execution.step, execution.attempt)] = exc
             return {
