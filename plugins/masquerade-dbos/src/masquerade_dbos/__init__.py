@@ -23,11 +23,11 @@ from ._context import NodeExecution, current_execution
 from ._errors import DurableError, NotAsyncio, RunFailed, WorkerLost
 
 if TYPE_CHECKING:
-    from ._durable import DEFAULT_DATABASE, DurableGraph, RunHandle, resolve_database_url
+    from ._durable import DEFAULT_DATABASE, DurableGraph, RunHandle, RunInfo, resolve_database_url
 
 # DBOS takes a second to import: loaded on first use, so that the plugin (which every
 # Host loads) stays cheap.
-_LAZY = {"DurableGraph", "RunHandle", "resolve_database_url", "DEFAULT_DATABASE"}
+_LAZY = {"DurableGraph", "RunHandle", "RunInfo", "resolve_database_url", "DEFAULT_DATABASE"}
 
 
 def __getattr__(name: str) -> Any:
@@ -40,6 +40,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "DurableGraph",
     "RunHandle",
+    "RunInfo",
     "DurableError",
     "RunFailed",
     "WorkerLost",

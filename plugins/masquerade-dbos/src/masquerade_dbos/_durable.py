@@ -42,9 +42,16 @@ from masquerade import ConfigurationError, Graph, Host
 
 from ._errors import NotAsyncio, RunFailed
 from ._executors import ExecutorTable
-from ._workflow import WORKFLOW_NAME, register_graph, unregister_graph
+from ._runlog import CREDENTIALS_KEY, RunLog
+from ._workflow import WORKFLOW_NAME, register_graph, running_scopes, unregister_graph
 
-__all__ = ["DurableGraph", "RunHandle", "DEFAULT_DATABASE", "resolve_database_url"]
+__all__ = [
+    "DurableGraph",
+    "RunHandle",
+    "RunInfo",
+    "DEFAULT_DATABASE",
+    "resolve_database_url",
+]
 
 logger = logging.getLogger("masquerade.dbos")
 tracer = trace.get_tracer("masquerade.dbos")
@@ -131,7 +138,92 @@ class RunHandle(Generic[StateT]):
         return self.durable.graph.state_model.model_validate(data)
 
     async def cancel(self) -> None:
+        """Cancel the run; the worker running it ends a live call through its cancel path."""
         await DBOS.cancel_workflow_async(self.id)
+        scope = running_scopes.get(self.id)
+        if scope is not None:  # running in this process: no need to wait for the watcher
+            scope.cancel()
+
+    async def info(self) -> RunInfo | None:
+        """The run's status, state and error (``None`` for an unknown run id)."""
+        found = await DBOS.list_workflows_async(workflow_ids=[self.id])
+        if not found:
+            return None
+        return RunInfo.from_status(found[0])
+
+    async def credentials(self, wait: float = 0.0) -> dict[str, Any] | None:
+        """The join credentials of the run's READY session, waiting up to ``wait`` seconds.
+
+        ``{"node", "session_id", "provider", "kind", "credentials": {...}}``, or
+        ``{"node", "session_id", "ended": True}`` once that session has ended; ``None``
+        when no session was ready within ``wait``. The values are secrets meant for the
+        run's frontend only: never log them.
+        """
+        value = await DBOS.get_event_async(self.id, CREDENTIALS_KEY, max(wait, 0.0))
+        return value if isinstance(value, dict) else None
+
+    async def events(self, after: int = 0, limit: int = 500) -> list[tuple[int, str]]:
+        """Recorded events with an id above ``after``: ``(id, JSON text)``, oldest first."""
+        log = self.durable.run_log
+        if log is None:
+            return []
+        return await anyio.to_thread.run_sync(log.read, self.id, after, limit)
+
+
+#: DBOS statuses -> the status names of the call service.
+STATUSES = {
+    "ENQUEUED": "queued",
+    "PENDING": "running",
+    "SUCCESS": "succeeded",
+    "ERROR": "failed",
+    "CANCELLED": "cancelled",
+    "MAX_RECOVERY_ATTEMPTS_EXCEEDED": "failed",
+}
+TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+
+
+class RunInfo:
+    """A run as the call service shows it: ``status``, ``state`` (the initial state until
+    the run succeeds, then the final one) and ``error`` (a message, when it failed)."""
+
+    __slots__ = ("error", "executor_id", "id", "state", "status")
+
+    def __init__(
+        self,
+        run_id: str,
+        status: str,
+        state: Any,
+        error: str | None,
+        executor_id: str | None = None,
+    ) -> None:
+        self.id = run_id
+        self.status = status
+        self.state = state
+        self.error = error
+        self.executor_id = executor_id
+
+    def __repr__(self) -> str:
+        return f"<RunInfo {self.id} {self.status}>"
+
+    @property
+    def ended(self) -> bool:
+        return self.status in TERMINAL
+
+    @classmethod
+    def from_status(cls, found: Any) -> RunInfo:
+        status = STATUSES.get(str(found.status), "running")
+        state: Any = None
+        if status == "succeeded":
+            state = found.output
+        else:
+            inputs = found.input or {}
+            args = inputs.get("args") if isinstance(inputs, dict) else None
+            if args and len(args) > 1:
+                state = args[1]
+        error = None
+        if status == "failed" and found.error is not None:
+            error = str(getattr(found.error, "message", None) or found.error)
+        return cls(found.workflow_id, status, state, error, found.executor_id)
 
 
 class DurableGraph(Generic[StateT]):
@@ -204,6 +296,8 @@ class DurableGraph(Generic[StateT]):
         self._table: ExecutorTable | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._stopping = False
+        #: The events of runs (see :class:`~masquerade_dbos._runlog.RunLog`).
+        self.run_log: RunLog | None = None
 
     def __repr__(self) -> str:
         kind = "sqlite" if self.embedded else "postgres"
@@ -249,7 +343,9 @@ class DurableGraph(Generic[StateT]):
         host = self._host if self._host is not None else Host()
         await host.__aenter__()
         self._entered_host = host
-        register_graph(self.graph_key, self.graph, host)
+        self.run_log = RunLog(self.database_url)
+        await anyio.to_thread.run_sync(self.run_log.create)
+        register_graph(self.graph_key, self.graph, host, self.run_log)
         if self.worker and not self.embedded:
             self._table = ExecutorTable(self.database_url)
             await anyio.to_thread.run_sync(self._table.create)
@@ -276,10 +372,13 @@ class DurableGraph(Generic[StateT]):
             polling_interval_sec=self.polling_interval,
             on_conflict="always_update" if self.worker else "never_update",
         )
-        if self._table is not None:
+        if self._table is not None or self.worker:
             self._tg = anyio.create_task_group()
             await self._tg.__aenter__()
+        if self._tg is not None and self._table is not None:
             self._tg.start_soon(self._heartbeats, name="masquerade-dbos heartbeats")
+        if self._tg is not None and self.worker:
+            self._tg.start_soon(self._watch_cancellations, name="masquerade-dbos cancellations")
 
     async def _stop(self) -> None:
         if self._tg is not None:
@@ -296,6 +395,9 @@ class DurableGraph(Generic[StateT]):
                 await anyio.to_thread.run_sync(table.stop, self.executor_id)
             table.close()
         unregister_graph(self.graph_key)
+        if self.run_log is not None:
+            self.run_log.close()
+            self.run_log = None
         if self._entered_host is not None:
             host, self._entered_host = self._entered_host, None
             await host.__aexit__(None, None, None)
@@ -379,6 +481,29 @@ class DurableGraph(Generic[StateT]):
                 await self.recover(dead)
         except Exception as exc:
             logger.warning("looking for dead workers failed: %s", exc)
+
+    async def _watch_cancellations(self) -> None:
+        """Cancel the task of a run of this worker that was cancelled from elsewhere."""
+        interval = max(self.polling_interval, 0.05)
+        while True:
+            await anyio.sleep(interval)
+            if not running_scopes:
+                continue
+            try:
+                cancelled = await DBOS.list_workflows_async(
+                    workflow_ids=list(running_scopes),
+                    status="CANCELLED",
+                    load_input=False,
+                    load_output=False,
+                )
+            except Exception as exc:
+                logger.warning("looking for cancelled runs failed: %s", exc)
+                continue
+            for found in cancelled:
+                scope = running_scopes.get(found.workflow_id)
+                if scope is not None:
+                    logger.info("run %s was cancelled: stopping it", found.workflow_id)
+                    scope.cancel()
 
     async def recover(self, executor_ids: list[str]) -> int:
         """Put the pending runs of ``executor_ids`` back on the queue (idempotent)."""

@@ -28,10 +28,12 @@ from opentelemetry import propagate
 from dbos import DBOS
 from masquerade import ConfigurationError, Graph, SessionResult
 from masquerade.graph import current_run
+from masquerade.graph._engine import _current_run
 
 from ._codec import decode_update, encode_update
 from ._context import NodeExecution, current_execution, execution_var
 from ._errors import RunFailed, WorkerLost
+from ._runlog import EventRecorder, RunLog, publishing_credentials
 
 if TYPE_CHECKING:
     from masquerade import Host
@@ -44,6 +46,7 @@ __all__ = [
     "register_graph",
     "unregister_graph",
     "durable_copy",
+    "running_scopes",
 ]
 
 logger = logging.getLogger("masquerade.dbos")
@@ -57,14 +60,19 @@ class _Registered:
     graph: Graph[Any]
     durable: Graph[Any]
     host: Host
+    log: RunLog | None = None
 
 
 _registry: dict[str, _Registered] = {}
 
+#: The runs executing in this process, by run id: cancelling the scope cancels the run.
+running_scopes: dict[str, anyio.CancelScope] = {}
 
-def register_graph(key: str, graph: Graph[Any], host: Host) -> None:
-    """Make ``graph`` runnable by this process under ``key`` (its runs use ``host``)."""
-    _registry[key] = _Registered(graph, durable_copy(graph), host)
+
+def register_graph(key: str, graph: Graph[Any], host: Host, log: RunLog | None = None) -> None:
+    """Make ``graph`` runnable by this process under ``key`` (its runs use ``host``; their
+    events are recorded in ``log``)."""
+    _registry[key] = _Registered(graph, durable_copy(graph), host, log)
 
 
 def unregister_graph(key: str) -> None:
@@ -120,6 +128,13 @@ class _NodeStep:
 
     async def _attempt(self, execution: NodeExecution, state: Any) -> dict[str, Any]:
         token = execution_var.set(execution)
+        run = current_run()
+        # Inside the step: a READY session's credentials become a workflow event.
+        run_token = (
+            _current_run.set(dataclasses.replace(run, emit=publishing_credentials(run.emit)))
+            if run is not None
+            else None
+        )
         try:
             given = self.graph.schema.copy_for_node(state)
             if self.is_async:
@@ -153,6 +168,8 @@ class _NodeStep:
                 "retry": bool(policy is not None and policy.should_retry(exc)),
             }
         finally:
+            if run_token is not None:
+                _current_run.reset(run_token)
             execution_var.reset(token)
 
 
@@ -201,16 +218,59 @@ async def graph_run(graph_key: str, state: dict[str, Any], carrier: dict[str, st
             hint="start workers with the same FILE:GRAPH the runs are submitted for",
         )
     token = otel_context.attach(propagate.extract(carrier))
+    run_id = DBOS.workflow_id or ""
+    recorder = EventRecorder(registered.log, run_id) if registered.log is not None else None
+    final: Any = None
     try:
-        final = await registered.durable.run(state, host=registered.host)
+        async with anyio.create_task_group() as tg:
+            if recorder is not None:
+                tg.start_soon(recorder.writer)
+            with anyio.CancelScope() as scope:
+                running_scopes[run_id] = scope
+                final = await registered.durable.run(
+                    state, host=registered.host, on_event=recorder or _ignore
+                )
+            if recorder is not None:
+                await recorder.close()
     except Exception as exc:
-        raise _as_run_failed(exc) from None
+        failure = _as_run_failed(_single(exc))
+        if recorder is not None:
+            recorder.add(_error_event(_single(exc), failure))
+            await recorder.close()
+        raise failure from None
     finally:
+        running_scopes.pop(run_id, None)
         otel_context.detach(token)
+    if final is None:  # cancelled through DBOS: the status already says so
+        if recorder is not None:
+            recorder.add({"type": "graph.cancelled"})
+            await recorder.close()
+        raise RunFailed(f"run {run_id} was cancelled")
     return final.model_dump(mode="json")
 
 
-def _as_run_failed(exc: Exception) -> RunFailed:
+def _ignore(event: Any) -> None:
+    return None
+
+
+def _single(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _error_event(exc: BaseException, failure: RunFailed) -> dict[str, Any]:
+    """The ``graph.error`` object ``masquerade run --json`` prints for a failed run."""
+    return {
+        "type": "graph.error",
+        "error": type(exc).__name__,
+        "message": failure.message,
+        "hint": failure.hint,
+        "node": getattr(exc, "node", None),
+    }
+
+
+def _as_run_failed(exc: BaseException) -> RunFailed:
     message = getattr(exc, "message", None) or str(exc)
     hint = getattr(exc, "hint", None)
     failed = RunFailed(f"{message}", hint=hint)
