@@ -5,6 +5,8 @@
 * ``<!-- masquerade:benchmarks -->`` becomes ``benchmarks/README.md`` when it exists, else
   every ``benchmarks/results/*.md`` (links that point into the repository become plain
   text: the site cannot serve them).
+* ``<!-- masquerade:service-api -->`` becomes the call service's API reference, generated
+  from its OpenAPI document (``masquerade_dbos.service.openapi_schema``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from cli_reference import cli_reference  # noqa: E402
 
 CLI_MARKER = "<!-- masquerade:cli -->"
 BENCHMARKS_MARKER = "<!-- masquerade:benchmarks -->"
+SERVICE_MARKER = "<!-- masquerade:service-api -->"
 BENCHMARKS = ROOT / "benchmarks" / "README.md"
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -70,4 +73,8 @@ def on_page_markdown(markdown: str, page: Any, **kwargs: Any) -> str:
         markdown = markdown.replace(CLI_MARKER, cli_reference())
     if BENCHMARKS_MARKER in markdown:
         markdown = markdown.replace(BENCHMARKS_MARKER, benchmarks_page())
+    if SERVICE_MARKER in markdown:
+        from masquerade_dbos.service import render_markdown
+
+        markdown = markdown.replace(SERVICE_MARKER, _shift_headings(render_markdown(), 2))
     return markdown

@@ -82,3 +82,6 @@ def masquerade_register_commands(register: Callable[..., None]) -> None:
     from . import _cli
 
     register("worker", _cli.add_arguments, _cli.run, help=_cli.HELP)
+    from .service import _cli as _serve
+
+    register("serve", _serve.add_arguments, _serve.run, help=_serve.HELP)

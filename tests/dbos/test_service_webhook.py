@@ -1,0 +1,149 @@
+"""``POST /v1/webhooks/openai``: a signed incoming SIP call starts a run that answers it.
+
+The OpenAI emulator rings the service (a signed ``realtime.call.incoming`` webhook); the
+service verifies it, accepts the call and starts a run whose OpenAI AvatarNode attaches
+to the call by its id. Forged and replayed webhooks start nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+import masquerade_dbos.plugin
+from dbos import DBOS
+from masquerade import Host, Poller
+from masquerade_dbos import DurableGraph
+from masquerade_dbos.service import ServiceConfig
+from masquerade_openai import sign_webhook
+from masquerade_openai.emulator import OpenAIRealtimeEmulator
+
+from .service_graphs import phone
+from .service_helpers import read_events, serving
+
+pytestmark = pytest.mark.anyio
+
+API_KEY = "mk_webhook_0123456789abcdefghij"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+FAST: dict[str, Any] = {
+    "open_timeout": 5.0,
+    "handshake_timeout": 5.0,
+    "close_timeout": 1.0,
+    "renewal": {"renew_after": None, "backoff_initial": 0.01, "backoff_max": 0.05},
+}
+
+
+@pytest.fixture
+def openai_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAIRealtimeEmulator]:
+    with OpenAIRealtimeEmulator() as emulator:
+        # What the service accepts incoming calls with (RealtimeCalls reads them).
+        monkeypatch.setenv("OPENAI_API_KEY", emulator.api_key)
+        monkeypatch.setenv("OPENAI_BASE_URL", emulator.base_url)
+        yield emulator
+
+
+async def runs() -> list[str]:
+    return [w.workflow_id for w in await DBOS.list_workflows_async(load_input=False)]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_an_incoming_call_starts_a_run_that_answers_it(
+    backend: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    openai_emulator: OpenAIRealtimeEmulator,
+) -> None:
+    url = (
+        f"sqlite:///{tmp_path / 'runs.sqlite'}"
+        if backend == "sqlite"
+        else str(request.getfixturevalue("postgres_url"))
+    )
+    host = Host(
+        plugins=[masquerade_dbos.plugin, openai_emulator.provider(**FAST)],
+        load_entrypoints=False,
+        poller=Poller(initial_interval=0.01, max_interval=0.05),
+    )
+    durable = DurableGraph(phone, database_url=url, polling_interval=0.05, host=host)
+    config = ServiceConfig(
+        api_key=API_KEY, webhook_secret=openai_emulator.webhook_secret, events_poll_interval=0.05
+    )
+    async with (
+        durable,
+        serving(durable, config) as base,
+        httpx.AsyncClient(base_url=base, timeout=30) as client,
+    ):
+        hook = f"{base}/v1/webhooks/openai"
+        # A forged signature: 400, nothing started, the call not accepted.
+        ringing = openai_emulator.new_call()
+        body, headers = openai_emulator.webhook_request(ringing)
+        forged = sign_webhook(body, "whsec_" + "A" * 43 + "=", msg_id=headers["webhook-id"])
+        refused = await client.post(hook, content=body, headers=forged)
+        assert refused.status_code == 400
+        assert refused.json()["error"]["code"] == "invalid_webhook"
+        unsigned = await client.post(hook, content=body)
+        assert unsigned.status_code == 400
+        assert await runs() == []
+        assert openai_emulator.calls[ringing].state == "incoming"  # not accepted
+
+        # The emulator rings the service: verified, accepted, a run attaches to the call.
+        call_id, status = await openai_emulator.ring(hook, sip_headers={"From": "sip:+1@x"})
+        assert status == 200
+        [run_id] = await runs()
+        ready = await client.get(
+            f"/v1/runs/{run_id}/credentials", params={"wait": 20}, headers=AUTH
+        )
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["session"]["provider"] == "openai"
+        assert openai_emulator.calls[call_id].state == "accepted"
+
+        # The same webhook again is a replay: refused, still one run.
+        body, headers = openai_emulator.webhook_request(call_id)
+        first = await client.post(hook, content=body, headers=headers)
+        assert first.status_code == 200 and first.json()["id"] == run_id  # one run per call
+        replay = await client.post(hook, content=body, headers=headers)
+        assert replay.status_code == 400
+        assert "replay" in replay.json()["error"]["message"]
+        assert await runs() == [run_id]
+
+        # The caller asks; the backend tool answers once; the caller hangs up.
+        openai_emulator.speak('call lookup_order {"order_id": "Z9"}')
+        events = await read_events(
+            client, f"/v1/runs/{run_id}/events", headers=AUTH, until="tool.result"
+        )
+        assert events[-1][2]["name"] == "lookup_order"
+        openai_emulator.caller_hangs_up(call_id)
+        with anyio.fail_after(30):
+            while True:
+                final = (await client.get(f"/v1/runs/{run_id}", headers=AUTH)).json()
+                if final["status"] in ("succeeded", "failed"):
+                    break
+                await anyio.sleep(0.05)
+        assert final["status"] == "succeeded", final
+        state = final["state"]
+        assert state["call_id"] == call_id and state["sip_headers"] == {"From": "sip:+1@x"}
+        assert [t["name"] for t in state["call"]["tool_calls"]] == ["lookup_order"]
+        record = openai_emulator.connection()
+        assert record.query == {"call_id": call_id}
+        outputs = [
+            e for e in record.events_of("conversation.item.create")
+            if e.get("item", {}).get("type") == "function_call_output"
+        ]  # fmt: skip
+        assert len(outputs) == 1  # the tool call was answered exactly once
+        assert json.loads(outputs[0]["item"]["output"])["status"] == "shipped"
+
+
+async def test_webhooks_are_refused_when_not_configured(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'runs.sqlite'}"
+    durable = DurableGraph(phone, database_url=url, worker=False)
+    async with durable, serving(durable, ServiceConfig()) as base:
+        async with httpx.AsyncClient(base_url=base) as client:
+            answer = await client.post("/v1/webhooks/openai", content=b"{}")
+        assert answer.status_code == 501
+        assert answer.json()["error"]["code"] == "not_configured"
+        assert await runs() == []
