@@ -71,7 +71,7 @@ class RealtimeLink:
         self.outbox: list[dict[str, Any]] = []
         self.session_id = ""
         self.server_session_ids: list[str] = []
-        self.session_config: dict[str, Any] = {}
+        self._session_config = ""  # as JSON text: a parsed copy would cost kilobytes
         self.close_info: tuple[int, str] | None = None
         self.opened_at = 0.0
         self.expired = False
@@ -81,6 +81,15 @@ class RealtimeLink:
         self.link_up: anyio.Event | None = None
         self.configured: anyio.Event | None = None
         self._flushing = False
+
+    @property
+    def session_config(self) -> dict[str, Any]:
+        """The session as the server last confirmed it (a fresh copy per read)."""
+        return json.loads(self._session_config) if self._session_config else {}
+
+    @session_config.setter
+    def session_config(self, value: dict[str, Any]) -> None:
+        self._session_config = json.dumps(value, separators=(",", ":"))
 
     # ------------------------------------------------------------ opening
     async def start(self, payload: dict[str, Any]) -> list[Any]:

@@ -290,6 +290,7 @@ class OpenAIRealtimeSession:
             early, self._early = self._early, []
             for data in early:
                 self._translator.dispatch(data)
+            del early, data  # the handshake's payloads are not kept for the call's life
             request = self.request
             if request is not None and request.start_script:
                 self._turns.request({"instructions": f"Say exactly: {request.start_script}"})
