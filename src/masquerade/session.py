@@ -425,23 +425,12 @@ class Session:
             return False
         kind = event.type
         if kind != "audio.delta":
-            self._seq = seq = self._seq + 1
-            if self._window is not None:
-                self._window.append((seq, event))
-            if kind in _KEPT:
-                self._kept.append((seq, event))
-            if kind == "error":
-                assert isinstance(event, ErrorEvent)
-                if event.fatal and self._fatal is None:
-                    self._fatal = event
-                    self.end("error")
-            elif kind == "client_event":
-                assert isinstance(event, ClientEvent)
-                self._client_events.append({"name": event.name, "args": event.args})
-            elif kind == "response.done":
-                assert isinstance(event, ResponseDone)
-                if event.usage:
-                    _add_usage(self._usage, event.usage)
+            window = self._window
+            if window is not None:  # opted-in history: every event but audio, numbered
+                self._seq += 1
+                window.append((self._seq, event))
+            if kind in _NOTED:  # the compact record and the result's parts (rare kinds)
+                self._note(kind, event)
         # Observer dispatch, inlined from Host.notify_event: this is the per-event hot path.
         pending: list[Awaitable[Any]] | None = None
         for plugin_name, fn, argnames in self.host.event_observers:
@@ -482,6 +471,27 @@ class Session:
         if pressure:
             self._pressured = True
         return pressure
+
+    def _note(self, kind: str, event: BaseEvent) -> None:
+        if kind in _KEPT:
+            self._kept.append((self._seq, event))
+        if kind == "error":
+            assert isinstance(event, ErrorEvent)
+            if event.fatal and self._fatal is None:
+                self._fatal = event
+                self.end("error")
+        elif kind == "client_event":
+            assert isinstance(event, ClientEvent)
+            self._client_events.append({"name": event.name, "args": event.args})
+        elif kind == "response.done":
+            assert isinstance(event, ResponseDone)
+            if event.usage:
+                _add_usage(self._usage, event.usage)
+
+    @property
+    def usage(self) -> dict[str, Any]:
+        """Token usage summed over every ``response.done`` so far (read-only)."""
+        return self._usage
 
     async def publish(self, event: BaseEvent) -> None:
         """:meth:`emit`, then wait while a subscriber is too far behind."""
@@ -599,7 +609,7 @@ class Session:
         sub = _Subscriber(self, self.audio_buffer, self.max_buffer)
         if replay:
             window = self._window
-            first = window[0][0] if window else self._seq + 1
+            first = window[0][0] if window else self._seq + 1  # (0 when not opted in)
             sub.buffer.extend(event for seq, event in self._kept if seq < first)
             if window:
                 sub.buffer.extend(event for _, event in window)
@@ -844,6 +854,7 @@ _KEPT = frozenset(
     {"status", "ready", "transcript.done", "tool.call", "tool.result", "client_event",
      "error", "ended"}
 )
+_NOTED = _KEPT | {"response.done"}
 
 
 def _observer_failed(plugin_name: str, kind: str) -> None:
@@ -860,10 +871,17 @@ def _unwrap(exc: Exception) -> Exception:
 
 
 def _add_usage(total: dict[str, Any], usage: Mapping[str, Any]) -> None:
+    # Exact type checks first: an ABC isinstance per counter would cost more than the sum.
     for key, value in usage.items():
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        kind = type(value)
+        if kind is int or kind is float:
             total[key] = total.get(key, 0) + value
-        elif isinstance(value, Mapping):
-            _add_usage(total.setdefault(key, {}), value)
+        elif kind is dict or (isinstance(value, Mapping) and kind is not str):
+            inner = total.get(key)
+            if type(inner) is not dict:
+                inner = total[key] = {}
+            _add_usage(inner, value)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            total[key] = total.get(key, 0) + value
 
 

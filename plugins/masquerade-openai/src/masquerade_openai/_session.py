@@ -105,6 +105,7 @@ class OpenAIRealtimeSession:
         self.conversation = RealtimeConversation()
         self._calls = calls
         self._session: Session | None = None
+        self._usage: dict[str, Any] = {}  # the final usage, once detached from the session
         self._early: list[Any] = []
         self._tools_declared = False  # in the first configuration already
         self._link = link = RealtimeLink(
@@ -172,7 +173,8 @@ class OpenAIRealtimeSession:
     @property
     def usage(self) -> dict[str, Any]:
         """Token usage summed over every ``response.done`` so far."""
-        return self._turns.usage
+        session = self._session
+        return session.usage if session is not None else self._usage
 
     @property
     def response_active(self) -> bool:
@@ -325,7 +327,9 @@ class OpenAIRealtimeSession:
             extra["close_code"], extra["close_reason"] = self._link.close_info
         if self.call_id:
             extra["call_id"] = self.call_id
-        outcome = ProviderOutcome(usage=dict(self._turns.usage), extra=extra)
+        if self._session is not None:
+            self._usage = dict(self._session.usage)
+        outcome = ProviderOutcome(extra=extra)  # usage: the session's own sum
         self._detach()
         return outcome
 

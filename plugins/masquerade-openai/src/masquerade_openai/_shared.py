@@ -1,12 +1,11 @@
-"""Small helpers every part of an OpenAI Realtime session uses: ids, hints, usage sums."""
+"""Small helpers every part of an OpenAI Realtime session uses: ids, hints."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["FATAL_CODES", "event_id", "item_id", "hint_for", "add_usage", "noop_emit"]
+__all__ = ["FATAL_CODES", "event_id", "item_id", "hint_for", "noop_emit"]
 
 #: Error codes after which the session cannot go on.
 FATAL_CODES = frozenset(
@@ -40,15 +39,6 @@ def hint_for(code: Any, param: Any) -> str | None:
     if code == "invalid_api_key":
         return "check OPENAI_API_KEY (or the api_key you passed)"
     return None
-
-
-def add_usage(total: dict[str, Any], usage: Mapping[str, Any]) -> None:
-    """Add one response's token usage into ``total`` (nested counts too)."""
-    for key, value in usage.items():
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            total[key] = total.get(key, 0) + value
-        elif isinstance(value, Mapping):
-            add_usage(total.setdefault(key, {}), value)
 
 
 def noop_emit(event: Any) -> Any:

@@ -34,7 +34,7 @@ from masquerade.events import (
 from ._conversation import ConversationItem, RealtimeConversation
 from ._fast import builder
 from ._options import RealtimeOptions
-from ._shared import add_usage, event_id, noop_emit
+from ._shared import event_id, noop_emit
 
 __all__ = ["TurnTaking", "AUTO"]
 
@@ -57,7 +57,6 @@ class TurnTaking:
         tools_running: tool calls whose output has not been sent yet.
         abandoned: responses whose output is dropped (barged in on or cancelled).
         barged: the subset cancelled because the user spoke.
-        usage: token usage summed over every ``response.done``.
         start_tool: called with each function call a ``response.done`` carries.
     """
 
@@ -85,7 +84,6 @@ class TurnTaking:
         self.played: dict[str, int] = {}
         self.abandoned: set[str] = set()
         self.barged: set[str] = set()
-        self.usage: dict[str, Any] = {}
 
     # ------------------------------------------------------------ state
     @property
@@ -256,10 +254,8 @@ class TurnTaking:
         self.barged -= ids
         self.abandoned -= ids
         usage = response.get("usage")
-        if isinstance(usage, dict):
-            add_usage(self.usage, usage)
-        else:
-            usage = None
+        if not isinstance(usage, dict):
+            usage = None  # (the masquerade session sums what the response.done events carry)
         if not dropped:
             for output in response.get("output") or ():
                 # A function call that only shows up here (no output_item.done) still runs.
