@@ -34,9 +34,11 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import re
 import struct
 import sys
+import threading
 import time
 from typing import Any
 
@@ -196,6 +198,7 @@ class Server:
         self.counter = itertools.count(1)
         self.phases: list[list[tuple[asyncio.Transport, str]]] = [[] for _ in range(10)]
         self.next_phase = itertools.cycle(range(10))
+        self.streaming = asyncio.Event()
 
     def fresh(self, blob: bytes) -> bytes:
         return blob.replace(MARK, b"%08d" % next(self.counter))
@@ -228,6 +231,7 @@ class Server:
                         transport.write(rec.stream_head.replace(MARK, n))
                         stream = (transport, rec.stream_delta.replace(MARK.decode(), n.decode()))
                         self.phases[next(self.next_phase)].append(stream)
+                        self.streaming.set()
                     elif prompt in rec.responses:
                         transport.write(self.fresh(rec.responses[prompt]))
         except Exception:
@@ -237,12 +241,17 @@ class Server:
                 for phase in self.phases:
                     if stream in phase:
                         phase.remove(stream)
+                if not any(self.phases):
+                    self.streaming = asyncio.Event()
 
     async def ticker(self) -> None:
         """Every 5 ms, one of ten phases: 20 events/s per streaming connection."""
         loop = asyncio.get_running_loop()
         tick = loop.time()
         for phase in itertools.cycle(self.phases):
+            if not any(self.phases):  # nothing streams: sleep until something does
+                await self.streaming.wait()
+                tick = loop.time()
             tick += 0.005
             await asyncio.sleep(max(0.0, tick - loop.time()))
             for transport, template in phase:
@@ -282,6 +291,8 @@ def main() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     except (ImportError, ValueError, OSError):
         pass
+    # Exit with the process that started us (it holds our stdin open), however it ends.
+    threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
     try:
         asyncio.run(serve(args.events, args.port))
     except KeyboardInterrupt:
@@ -300,6 +311,7 @@ def start(events: int = 3000) -> tuple[Any, str]:
 
     process = subprocess.Popen(
         [sys.executable, str(Path(__file__).resolve()), "--events", str(events)],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )

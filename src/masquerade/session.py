@@ -349,7 +349,9 @@ class Session:
         self._pending_wakeup: anyio.Event | None = None
         self._room: anyio.Event | None = None  # set when a lagging subscriber catches up
         self._done = anyio.Event()
-        self._observers_done = anyio.Event()
+        # Started on the first async observer's awaitable (the built-ins are synchronous).
+        self._observers: TaskGroup | None = None
+        self._observers_done: anyio.Event | None = None
         self._closed = False
         self._scope: anyio.CancelScope | None = None
         self._end_reason: str | None = None
@@ -464,6 +466,8 @@ class Session:
             self._pending.extend(pending)
             if self._pending_wakeup is not None:
                 self._pending_wakeup.set()
+            elif self._observers_done is None and self._observers is not None:
+                self._start_observer_loop(self._observers)
         pressure = False
         for sub in self._subs:
             if sub.push(event):
@@ -637,8 +641,13 @@ class Session:
             )
         )
 
+    def _start_observer_loop(self, tg: TaskGroup) -> None:
+        self._observers_done = anyio.Event()
+        tg.start_soon(self._observer_loop)
+
     async def _observer_loop(self) -> None:
         # Awaits async observers' awaitables in order, off the provider's path.
+        assert self._observers_done is not None
         try:
             while True:
                 while self._pending:
@@ -663,7 +672,9 @@ class Session:
         error: BaseException | None = None
         use_secret_scope(self._secrets)  # this task's own context: no reset needed
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._observer_loop)
+            self._observers = tg
+            if self._pending:
+                self._start_observer_loop(tg)
             try:
                 with anyio.CancelScope() as scope:
                     self._scope = scope
@@ -692,6 +703,7 @@ class Session:
                 with anyio.CancelScope(shield=True):
                     await self._finish(reason, error)
                 error = None  # its traceback holds this frame: no cycle through self
+                self._observers = None
                 tg.cancel_scope.cancel()
 
     async def _provision_and_connect(self) -> None:
@@ -781,8 +793,9 @@ class Session:
         self._closed = True
         if self._pending_wakeup is not None:
             self._pending_wakeup.set()
-        with anyio.move_on_after(self.request.end_timeout):
-            await self._observers_done.wait()  # async observers see "ended" too, in order
+        if self._observers_done is not None:
+            with anyio.move_on_after(self.request.end_timeout):
+                await self._observers_done.wait()  # async observers see "ended" too, in order
         await self.host.notify_ended(self, self.result)  # each bounded by hook_timeout
         for sub in self._subs:
             sub.close()
