@@ -41,6 +41,7 @@ from __future__ import annotations
 from ._faults import Fault, RecordedRequest
 from ._script import (
     DEFAULT_SCRIPT,
+    OFFLINE_SCRIPT,
     CallTool,
     Fail,
     Hangup,
@@ -72,4 +73,5 @@ __all__ = [
     "parse_script",
     "load_script",
     "DEFAULT_SCRIPT",
+    "OFFLINE_SCRIPT",
 ]

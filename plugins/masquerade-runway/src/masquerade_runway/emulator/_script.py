@@ -16,6 +16,9 @@ step                                                     what the worker does
 =======================================================  =======================================
 ``{"say": text, "role": "assistant", "chunks": 3}``      ``transcription`` deltas of the next
                                                          turn of ``role``; one transcript turn
+``{"tool": "*"}``                                         calls the session's first backend tool
+                                                         with example arguments made from its
+                                                         parameters (skipped without tools)
 ``{"tool": name, "args": {...}}``                        calls the backend's RPC method ``name``
                                                          with ``{"args": ...}`` and waits up to
                                                          the tool's ``timeoutSeconds``; the
@@ -63,6 +66,9 @@ __all__ = [
     "parse_script",
     "load_script",
     "DEFAULT_SCRIPT",
+    "OFFLINE_SCRIPT",
+    "ANY_TOOL",
+    "example_arguments",
 ]
 
 
@@ -203,3 +209,40 @@ DEFAULT_SCRIPT: list[Step] = parse_script(
         {"say": "Everything works. Talk to you soon!"},
     ]
 )
+
+
+#: ``{"tool": ANY_TOOL}`` calls the session's first backend tool (see the table above).
+ANY_TOOL = "*"
+
+#: What ``masquerade emulate runway`` and ``masquerade run`` play when no script is given:
+#: a complete call in a second or so (greeting, one call of the session's first tool,
+#: goodbye, hang-up), so that trying a graph offline ends on its own.
+OFFLINE_SCRIPT: list[Step] = parse_script(
+    [
+        {"say": "Hi! I'm an emulated avatar: no API key, no network. How can I help?"},
+        {"say": "Can you check that for me?", "role": "user"},
+        {"tool": ANY_TOOL},
+        {"say": "Done. Pass --script FILE to play your own conversation. Goodbye!"},
+        {"hangup": True},
+    ]
+)
+
+_EXAMPLES: dict[str, Any] = {"string": "A1001", "integer": 1, "number": 1, "boolean": True}
+
+
+def example_arguments(tool: Mapping[str, Any]) -> dict[str, Any]:
+    """Example arguments for a ``backend_rpc`` tool definition: one value per required
+    parameter, of the parameter's type (the first ``enum`` value when it has one)."""
+    arguments: dict[str, Any] = {}
+    for param in tool.get("parameters") or ():
+        if not isinstance(param, Mapping) or not param.get("required", False):
+            continue
+        enum = param.get("enum")
+        kind = param.get("type")
+        if isinstance(enum, list) and enum:
+            value = enum[0]
+        else:
+            default: Any = {} if kind == "object" else [] if kind == "array" else ""
+            value = _EXAMPLES.get(str(kind), default)
+        arguments[str(param.get("name"))] = value
+    return arguments

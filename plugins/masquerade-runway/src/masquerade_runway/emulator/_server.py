@@ -19,7 +19,7 @@ import uvicorn
 
 from ._app import build_app
 from ._core import TERMINAL, Emulator, Fault, RecordedRequest
-from ._script import SessionPlan, Step, load_script, parse_script
+from ._script import OFFLINE_SCRIPT, SessionPlan, Step, load_script, parse_script
 
 if TYPE_CHECKING:
     from .._provider import RunwayProvider
@@ -330,8 +330,14 @@ async def serve(
     ready: Callable[[str], None],
     script: str | None = None,
 ) -> None:
-    """The ``masquerade emulate runway`` entry point: serve until cancelled."""
-    emulator = RunwayEmulator(script=script, api_key=api_key, host=host, port=port)
+    """The ``masquerade emulate runway`` entry point: serve until cancelled. Without a
+    script it plays :data:`OFFLINE_SCRIPT`, a complete call that hangs up."""
+    emulator = RunwayEmulator(
+        script=script if script is not None else OFFLINE_SCRIPT,
+        api_key=api_key,
+        host=host,
+        port=port,
+    )
     async with emulator:
         ready(emulator.base_url)
         await anyio.sleep_forever()

@@ -10,7 +10,18 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from ._script import CallTool, Fail, Hangup, Say, SendClientEvent, SendData, Step, Wait
+from ._script import (
+    ANY_TOOL,
+    CallTool,
+    Fail,
+    Hangup,
+    Say,
+    SendClientEvent,
+    SendData,
+    Step,
+    Wait,
+    example_arguments,
+)
 from ._session import iso
 
 if TYPE_CHECKING:
@@ -122,6 +133,11 @@ class ScriptedWorker:
             self.room.emulator.finish(self.session, "FAILED", failure=step.fail, code=step.code)
 
     async def _call_tool(self, step: CallTool) -> None:
+        if step.tool == ANY_TOOL:  # the session's first backend tool, example arguments
+            tools = [t for t in self.session.tools if t.get("type") == "backend_rpc"]
+            if not tools:
+                return
+            step = CallTool(tool=str(tools[0]["name"]), args=example_arguments(tools[0]))
         call_id = step.id or f"call_{uuid.uuid4().hex[:12]}"
         if step.payload is not None:
             payload = step.payload
