@@ -40,6 +40,7 @@ from masquerade import register_secret
 from .._webhooks import new_webhook_secret
 from ._app import EmulatorApp
 from ._audio import AUDIO_CHUNK_B64
+from ._autoplay import OFFLINE_SCRIPT
 from ._calls import CallRecord
 from ._realtime import ConnectionRecord, RealtimeServerSession
 from ._script import EmulatorScript, Rule, ToolStep
@@ -56,6 +57,7 @@ __all__ = [
     "CallRecord",
     "serve",
     "AUDIO_CHUNK_B64",
+    "OFFLINE_SCRIPT",
 ]
 
 T = TypeVar("T")
@@ -372,9 +374,11 @@ async def serve(
     ready: Callable[[str], None],
     script: str | None = None,
 ) -> None:
-    """Serve the emulator on the current asyncio loop until cancelled (the CLI's entry)."""
+    """Serve the emulator on the current asyncio loop until cancelled (the CLI's entry).
+    Without a script it plays :data:`OFFLINE_SCRIPT`: a complete call that hangs up."""
     register_secret(api_key)
-    app = EmulatorApp(api_key, _as_script(script), new_webhook_secret())
+    played = _as_script(script) if script is not None else OFFLINE_SCRIPT
+    app = EmulatorApp(api_key, played, new_webhook_secret())
     bound = await app.server.start(host, port)
     ready(f"http://{host}:{bound}/v1")
     try:

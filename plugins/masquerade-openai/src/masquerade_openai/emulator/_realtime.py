@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._audio import AUDIO_CHUNK_B64
+from ._autoplay import play_opening
 from ._items import ServerConversation
 from ._responses import ResponseRunner
 from ._script import EmulatorScript
@@ -167,6 +168,7 @@ class RealtimeServerSession:
         self.silence_ms = 0.0
         self.speech_item: str | None = None
         self.transcripts = list(script.transcripts)
+        self.opening: asyncio.Task[None] | None = None
         self.handlers: dict[str, Callable[[dict[str, Any]], Any]] = {
             "session.update": self.on_session_update,
             "input_audio_buffer.append": self.on_append,
@@ -213,6 +215,8 @@ class RealtimeServerSession:
                 await self.handle(message)
         finally:
             expiry.cancel()
+            if self.opening is not None:
+                self.opening.cancel()
             self.record.closed = True
             self.record.close_code = self.conn.close_code
             await self.responses.stop()
@@ -285,6 +289,8 @@ class RealtimeServerSession:
         merge_session(self.session, update)
         self.record.session = json.loads(json.dumps(self.session))
         self.send({"type": "session.updated", "session": self.session})
+        if self.script.opening and self.opening is None:  # plays once, by itself
+            self.opening = asyncio.get_running_loop().create_task(play_opening(self))
 
     # ------------------------------------------------------------ input audio
     def _bytes_per_ms(self) -> float:

@@ -89,6 +89,8 @@ class EmulatorScript(BaseModel):
         pace: seconds between audio (or text) deltas; 0 streams as fast as possible,
             like the real server, which is faster than real time.
         max_session_s: the session time limit (the real service: 60 minutes).
+        opening: steps the emulator plays by itself once the session is configured
+            (``say``, ``caller``, ``tool``, ``hangup``; see ``emulator._autoplay``).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -102,6 +104,7 @@ class EmulatorScript(BaseModel):
     ms_per_word: int = Field(default=300, ge=1)
     pace: float = Field(default=0.0, ge=0)
     max_session_s: float = Field(default=3600.0, gt=0)
+    opening: list[dict[str, Any]] = Field(default_factory=list)
 
     @classmethod
     def load(cls, path: str | Path) -> EmulatorScript:
