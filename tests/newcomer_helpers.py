@@ -61,9 +61,12 @@ class EmulatorProcess:
     process: subprocess.Popen[str]
     base_url: str
     api_key: str
+    name: str = "runway"
 
     def env(self, **extra: str) -> dict[str, str]:
         """What docs/guides/testing.md tells users to export."""
+        if self.name == "openai":
+            return clean_env(OPENAI_BASE_URL=self.base_url, OPENAI_API_KEY=self.api_key, **extra)
         return clean_env(
             RUNWAYML_BASE_URL=self.base_url, RUNWAYML_API_SECRET=self.api_key, **extra
         )
@@ -74,10 +77,10 @@ class EmulatorProcess:
 
 
 @contextmanager
-def runway_emulator(*args: str) -> Iterator[EmulatorProcess]:
-    """``masquerade emulate runway [ARGS]`` in a subprocess, until the block ends."""
+def emulator(name: str, *args: str) -> Iterator[EmulatorProcess]:
+    """``masquerade emulate NAME [ARGS]`` in a subprocess, until the block ends."""
     process = subprocess.Popen(
-        [MASQUERADE, "emulate", "runway", *args],
+        [MASQUERADE, "emulate", name, *args],
         env=clean_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -90,7 +93,7 @@ def runway_emulator(*args: str) -> Iterator[EmulatorProcess]:
         assert "listening on" in first, (first, process.stderr.read() if process.stderr else "")
         base_url = first.rsplit(" ", 1)[1].strip()
         api_key = second.split(":", 1)[1].strip()
-        yield EmulatorProcess(process, base_url, api_key)
+        yield EmulatorProcess(process, base_url, api_key, name)
     finally:
         process.terminate()
         try:
@@ -98,3 +101,7 @@ def runway_emulator(*args: str) -> Iterator[EmulatorProcess]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.communicate()
+
+
+def runway_emulator(*args: str) -> Any:
+    return emulator("runway", *args)

@@ -48,7 +48,7 @@ def test_quickstart_is_short_and_runs_offline(capsys: pytest.CaptureFixture[str]
     final = events[-1]
     assert final["type"] == "graph.ended"
     assert final["state"]["call"]["outcome"] == "completed"
-    assert final["state"]["summary"] == "completed, 0 tool call(s)"
+    assert final["state"]["summary"] == "completed, 1 tool call(s)"  # the default script
     said = [e["text"] for e in events if e["type"] == "transcript.done"]
     assert said[0].startswith("Hi! I'm an emulated avatar")
 

@@ -92,6 +92,10 @@ def current_session() -> Session | None:
     return _current.get()
 
 
+#: The deadline of a session that does not set ``max_duration`` (seconds).
+DEFAULT_MAX_DURATION = 300.0
+
+
 class SessionRequest(BaseModel):
     """What to start: which provider, which avatar or model, with which tools.
 
@@ -103,7 +107,9 @@ class SessionRequest(BaseModel):
         personality: the system prompt / personality for this session.
         start_script: the opening line.
         max_duration: seconds the call may last; the session ends through its cancel
-            path when it is reached.
+            path when it is reached. Every session has one: 300 by default
+            (:data:`DEFAULT_MAX_DURATION`, about what Runway allows in practice); ``None``
+            removes the bound.
         tools: :class:`~masquerade.Tool` objects or plain functions.
         options: provider-specific options (Runway ``consume=True``, OpenAI ``voice``...).
         provisioning_timeout: seconds to wait for the session to become ready.
@@ -131,7 +137,7 @@ class SessionRequest(BaseModel):
     name: str | None = None
     personality: str | None = None
     start_script: str | None = None
-    max_duration: float | None = Field(default=None, gt=0)
+    max_duration: float | None = Field(default=DEFAULT_MAX_DURATION, gt=0)
     tools: tuple[Tool, ...] = ()
     options: dict[str, Any] = Field(default_factory=dict)
     provisioning_timeout: float = Field(default=120.0, gt=0)
@@ -749,7 +755,11 @@ class Session:
         if request.max_duration is None:
             await handle.connect(self)
             return
+        # The deadline's timer keeps a copy of the current context until it would have
+        # fired: it must not keep the session (an ended session is freed by refcount).
+        _current.set(None)
         with anyio.move_on_after(request.max_duration) as limit:
+            _current.set(self)
             await handle.connect(self)
         if limit.cancelled_caught and self._end_reason is None:
             self._end_reason = "deadline"

@@ -76,6 +76,9 @@ class ConsoleView:
         self._provider_status: str | None = None
         self._frame = 0
         self._indent = ""
+        #: Each AvatarNode's deadline (``max_duration``), shown when its call runs.
+        self.deadlines: dict[str, float | None] = {}
+        self._node: str | None = None
 
     # ------------------------------------------------------------------ output
     def _write(self, text: str) -> None:
@@ -123,6 +126,7 @@ class ConsoleView:
     # ------------------------------------------------------------------ graph events
     def graph_event(self, event: GraphEvent) -> None:
         if isinstance(event, NodeEvent):
+            self._node = event.node
             self.show(event.event)
         elif isinstance(event, NodeStarted):
             self._indent = ""
@@ -219,7 +223,9 @@ class ConsoleView:
                         waited = f" ({d['waited_s']:.1f}s)" if d["waited_s"] is not None else ""
                         self.line(f"{pad}  … {d['provider_status']}{queued}{waited}")
             elif state == "running":
-                self.line(f"{pad}● call running")
+                deadline = self.deadlines.get(self._node or "", None)
+                limit = f" · deadline {deadline:g}s (max_duration)" if deadline else ""
+                self.line(f"{pad}● call running{limit}")
         elif kind == "ready":
             self._provisioning = None
             self._provider_status, self._queued = None, False

@@ -17,7 +17,8 @@ model's defaults are used. A file that implements masquerade hooks (say
 group ``masquerade.emulators``) is started in-process and the provider pointed at it; one
 line says so. ``--offline`` does this even when a key is set; ``--online`` never does.
 The emulators play ``--script FILE``, else the file's ``EMULATOR_SCRIPTS`` (a dict:
-provider name -> script in that emulator's format), else a short greeting that hangs up.
+provider name -> script in that emulator's format), else the emulator's default: a
+complete call (greeting, a call of the first tool, goodbye, hang-up) that takes seconds.
 
 Exit status: 0 when the graph finished and none of the sessions in its final state
 failed; 1 otherwise (the error, with what to do about it, is printed on stderr).
@@ -81,17 +82,10 @@ OFFLINE_PROVIDERS: dict[str, OfflineProvider] = {
     "openai": OfflineProvider("OPENAI_API_KEY", "OPENAI_BASE_URL"),
 }
 
-#: What an emulator plays when neither ``--script`` nor the graph file says otherwise.
-#: The Runway emulator's avatar stays in the call after its script: this one hangs up,
-#: so that trying a graph offline takes seconds, not the session's whole duration.
-DEFAULT_SCRIPTS: dict[str, Any] = {
-    "runway": [
-        {"say": "Hi! I'm an emulated avatar: no API key, no network. How can I help?"},
-        {"say": "Just trying my graph offline.", "role": "user"},
-        {"say": "It works. Pass --script FILE to play your own conversation. Bye!"},
-        {"hangup": True},
-    ],
-}
+#: What an emulator plays when neither ``--script`` nor the graph file says otherwise:
+#: nothing from here, each emulator's own default (a complete call that hangs up, in the
+#: provider's plugin).
+DEFAULT_SCRIPTS: dict[str, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -421,6 +415,11 @@ async def run_graph(
     final: Any = None
     failure: MasqueradeError | None = None
     closed: BrokenPipeError | None = None
+    if isinstance(view, ConsoleView):
+        for name, spec in graph.nodes.items():
+            template = getattr(spec.fn, "template", None)  # an AvatarNode's request
+            if template is not None:
+                view.deadlines[name] = template.max_duration
     async with anyio.create_task_group() as tg:
         if isinstance(view, ConsoleView):
             tg.start_soon(view.animate)

@@ -31,7 +31,7 @@ from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from ..errors import CallFailed
-from ..session import SessionRequest, SessionResult
+from ..session import DEFAULT_MAX_DURATION, SessionRequest, SessionResult
 from ._engine import current_run
 from ._events import GraphEvent, NodeEvent
 
@@ -66,7 +66,8 @@ class AvatarNode:
         personality: the system prompt, or a function of the state that returns it
             (sync or async).
         start_script: the opening line, or a function of the state.
-        max_duration: seconds the call may last (it then ends through its cancel path).
+        max_duration: seconds the call may last (it then ends through its cancel path);
+            300 by default, ``None`` for no bound.
         on_ready: called with the :class:`~masquerade.JoinCredentials` once the session is
             ready (sync or async): hand them to your frontend here. The call goes on
             meanwhile (the provider does not wait for the frontend); if ``on_ready``
@@ -92,7 +93,7 @@ class AvatarNode:
         tools: Sequence[Tool | Callable[..., Any]] = (),
         personality: FromState[str | None] = None,
         start_script: FromState[str | None] = None,
-        max_duration: float | None = None,
+        max_duration: float | None = DEFAULT_MAX_DURATION,
         on_ready: Callable[[JoinCredentials], Any] | None = None,
         output_key: str = "session",
         model: str | None = None,
