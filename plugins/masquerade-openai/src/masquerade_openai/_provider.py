@@ -102,6 +102,23 @@ class OpenAIRealtimeProvider:
         await session.open(self._tool_schemas() if on_call else None)
         return session
 
+    async def resume(
+        self, provider_session_id: str, request: SessionRequest
+    ) -> OpenAIRealtimeSession:
+        """Re-attach to the SIP call of ``request`` (its ``call_id``) after the process
+        that ran it died: a new sideband websocket on the same live call, no new call.
+
+        A plain websocket session lives only as long as its socket, so it cannot be
+        re-attached: that raises :class:`NotImplementedError` (durable runs then fail the
+        node with ``worker_lost`` instead of placing a second call).
+        """
+        if self.options_for(request).call_id is None:
+            raise NotImplementedError(
+                f"the OpenAI Realtime session {provider_session_id} was a websocket session, "
+                "which ends with its socket"
+            )
+        return await self.create(request)
+
     def _tool_schemas(self) -> list[dict[str, Any]] | None:
         """The session's tools in the OpenAI dialect (``None`` outside a masquerade
         session: they are declared once connected)."""
