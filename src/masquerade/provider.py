@@ -183,6 +183,8 @@ class ResumableProvider(Provider, Protocol):
         applies at the provider), and one that has already ended reports
         ``requires_polling=False``, no join credentials, returns from ``connect`` at once
         and gives its recorded result from ``result``. Never creates a session. Raise
-        :class:`~masquerade.ProviderError` when the session is unknown to the provider.
+        :class:`~masquerade.ProviderError` when the session is unknown to the provider, and
+        :class:`NotImplementedError` for a kind of session that cannot be re-attached
+        (durable runs then fail the node with ``worker_lost``).
         """
         ...

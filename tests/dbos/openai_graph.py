@@ -31,3 +31,24 @@ voice = AvatarNode(
 
 graph = Graph(Voice, name="voice-call").add_node("voice", voice)
 graph.add_edge(START, "voice").add_edge("voice", END)
+
+
+class Phone(BaseModel):
+    call_id: str | None = None
+    call: SessionResult | None = None
+
+
+async def answer(state: Phone) -> dict[str, object]:
+    """Attach to the SIP call whose id is in the state (the sideband websocket)."""
+    node = AvatarNode(
+        "openai",
+        personality="You answer the phone for a shop.",
+        output_key="call",
+        options={"call_id": state.call_id},
+        max_duration=60,
+    )
+    return dict(await node(state))
+
+
+phone = Graph(Phone, name="phone-call").add_node("answer", answer)
+phone.add_edge(START, "answer").add_edge("answer", END)

@@ -23,8 +23,8 @@ async def test_a_lost_websocket_call_fails_its_node_with_worker_lost(
     marks_file = tmp_path / "marks"
     with EmulatorProcess(None, provider="openai") as emulator:
         env = {**emulator.env, "MASQUERADE_TEST_MARKS": str(marks_file)}
-        a = WorkerProcess("openai_graph.py", postgres_url, "worker-a", env=env)
-        b = WorkerProcess("openai_graph.py", postgres_url, "worker-b", env=env)
+        a = WorkerProcess("openai_graph.py:graph", postgres_url, "worker-a", env=env)
+        b = WorkerProcess("openai_graph.py:graph", postgres_url, "worker-b", env=env)
         try:
             a.start()
             async with DurableGraph(graph, database_url=postgres_url, worker=False) as submitter:
@@ -36,6 +36,41 @@ async def test_a_lost_websocket_call_fails_its_node_with_worker_lost(
                 with pytest.raises(RunFailed, match=lost):
                     await run.result()
             assert Counter(marks(marks_file))["ready"] == 1  # no second call was placed
+        finally:
+            a.stop()
+            b.stop()
+
+
+async def test_a_lost_sip_call_is_reattached_by_its_call_id(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    from masquerade_openai.emulator import OpenAIRealtimeEmulator
+
+    from .openai_graph import Phone, phone
+
+    with OpenAIRealtimeEmulator() as emulator:  # in this process: it outlives the workers
+        env = {"OPENAI_BASE_URL": emulator.base_url, "OPENAI_API_KEY": emulator.api_key}
+        a = WorkerProcess("openai_graph.py:phone", postgres_url, "worker-a", env=env)
+        b = WorkerProcess("openai_graph.py:phone", postgres_url, "worker-b", env=env)
+        call_id = emulator.new_call()
+        await emulator.provider().calls().accept(call_id, {"model": "gpt-realtime"})
+
+        def attached() -> int:
+            return sum(c.query.get("call_id") == call_id for c in emulator.connections)
+
+        try:
+            a.start()
+            async with DurableGraph(phone, database_url=postgres_url, worker=False) as submitter:
+                run = await submitter.submit(Phone(call_id=call_id))
+                await wait_for(lambda: attached() == 1)
+                a.kill()
+                b.start()
+                await wait_for(lambda: attached() == 2)  # the same call, a new sideband
+                emulator.caller_hangs_up(call_id)
+                final = await run.result()
+            assert final.call is not None and final.call.outcome == "completed"
+            assert list(emulator.calls) == [call_id]  # no second call was placed
+            assert "re-attaching node answer" in b.log()
         finally:
             a.stop()
             b.stop()

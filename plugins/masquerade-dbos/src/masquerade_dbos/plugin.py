@@ -73,7 +73,14 @@ async def _checkpointed_create(
         request.provider,
         session_id,
     )
-    resumed: ProviderSession = await resume(session_id, request)
+    try:
+        resumed: ProviderSession = await resume(session_id, request)
+    except NotImplementedError as exc:  # this kind of session cannot be re-attached
+        raise WorkerLost(
+            f"the {request.provider} session {session_id} of node {execution.node!r} was "
+            f"running on a worker that is gone, and the provider cannot re-attach to it: {exc}",
+            hint="no second call was placed; give the node a RetryPolicy to place one",
+        ) from None
     return resumed
 
 
