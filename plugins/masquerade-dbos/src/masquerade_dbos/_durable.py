@@ -359,6 +359,10 @@ class DurableGraph(Generic[StateT]):
             if logging.getLogger("masquerade").level
             else "WARNING",
         }
+        if self.embedded:
+            # SQLite has no LISTEN/NOTIFY: waiters of workflow events (the join credentials
+            # a frontend long-polls for) are woken by polling, every second by default.
+            config["notification_listener_polling_interval_sec"] = 0.1
         self._dbos = DBOS(config=config)
         if not self.worker:
             DBOS.listen_queues([])

@@ -9,6 +9,10 @@
   credentials are set as the run's DBOS workflow event :data:`CREDENTIALS_KEY` (and
   replaced by ``{"ended": True}`` when the session ends), so any process can wait for
   them with ``DBOS.get_event``. They are never written to the events table or to a log.
+- **Browser offers.** A frontend's WebRTC SDP offer for a run (``POST /v1/runs/{id}/sdp``)
+  goes through the table ``masquerade_run_offers``: the worker running the run's
+  browser-frontend session (one whose provider session has ``answer_offer(sdp)``) takes
+  it, answers it, and writes the answer back, whichever processes they are.
 - **Cancellation.** A run cancelled through DBOS (from any process) is noticed by the
   worker running it, which cancels the run's task: a live call ends through its cancel
   path.
@@ -31,7 +35,14 @@ from masquerade.graph import GraphEvent, NodeEvent
 
 from ._executors import engine_url
 
-__all__ = ["CREDENTIALS_KEY", "RunLog", "EventRecorder", "publishing_credentials"]
+__all__ = [
+    "CREDENTIALS_KEY",
+    "RunLog",
+    "EventRecorder",
+    "publishing_credentials",
+    "answer_offers",
+    "run_logs",
+]
 
 logger = logging.getLogger("masquerade.dbos")
 
@@ -52,6 +63,24 @@ run_events = sa.Table(
     sa.Column("data", sa.Text, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
 )
+
+run_offers = sa.Table(
+    "masquerade_run_offers",
+    _metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("run_id", sa.String(255), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # offer | answer | error
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+#: The event log of each run executing in this process (what its offer pump uses).
+run_logs: dict[str, RunLog] = {}
 
 
 class RunLog:
@@ -93,6 +122,34 @@ class RunLog:
                 .limit(limit)
             )
             return [(int(row[0]), str(row[1])) for row in rows]
+
+    def put(self, run_id: str, kind: str, body: str) -> int:
+        """Write an SDP ``offer``, ``answer`` or ``error`` for ``run_id``; its id."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                sa.insert(run_offers).values(
+                    run_id=run_id, kind=kind, body=body, created_at=time.time()
+                )
+            )
+            key = result.inserted_primary_key
+            return int(key[0]) if key else 0
+
+    def take(
+        self, run_id: str, kinds: tuple[str, ...], after: int = 0
+    ) -> tuple[int, str, str] | None:
+        """The first row of ``kinds`` for ``run_id`` with an id above ``after``."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(run_offers.c.id, run_offers.c.kind, run_offers.c.body)
+                .where(
+                    run_offers.c.run_id == run_id,
+                    run_offers.c.kind.in_(kinds),
+                    run_offers.c.id > after,
+                )
+                .order_by(run_offers.c.id)
+                .limit(1)
+            ).first()
+        return None if row is None else (int(row[0]), str(row[1]), str(row[2]))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -178,3 +235,28 @@ def publishing_credentials(
             await emit(event)
 
     return publish
+
+
+async def answer_offers(
+    log: RunLog, run_id: str, session: Any, *, timeout: float, interval: float = 0.1
+) -> None:
+    """Answer the SDP offers posted for ``run_id`` with ``session.answer_offer`` (a
+    browser-frontend provider session), until it answered one or ``timeout`` passed."""
+    after = 0
+    with anyio.move_on_after(timeout):
+        while run_id in run_logs:  # the run is still executing here
+            found = await anyio.to_thread.run_sync(log.take, run_id, ("offer",), after)
+            if found is None:
+                await anyio.sleep(interval)
+                continue
+            after, _, offer = found
+            try:
+                with anyio.fail_after(30):
+                    answer = await session.answer_offer(offer)
+            except Exception as exc:
+                message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+                logger.warning("run %s: answering the browser's offer failed: %s", run_id, message)
+                await anyio.to_thread.run_sync(log.put, run_id, "error", str(message))
+                continue
+            await anyio.to_thread.run_sync(log.put, run_id, "answer", answer)
+            return

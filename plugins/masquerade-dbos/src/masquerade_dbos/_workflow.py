@@ -33,7 +33,7 @@ from masquerade.graph._engine import _current_run
 from ._codec import decode_update, encode_update
 from ._context import NodeExecution, current_execution, execution_var
 from ._errors import RunFailed, WorkerLost
-from ._runlog import EventRecorder, RunLog, publishing_credentials
+from ._runlog import EventRecorder, RunLog, publishing_credentials, run_logs
 
 if TYPE_CHECKING:
     from masquerade import Host
@@ -227,6 +227,8 @@ async def graph_run(graph_key: str, state: dict[str, Any], carrier: dict[str, st
                 tg.start_soon(recorder.writer)
             with anyio.CancelScope() as scope:
                 running_scopes[run_id] = scope
+                if registered.log is not None:
+                    run_logs[run_id] = registered.log
                 final = await registered.durable.run(
                     state, host=registered.host, on_event=recorder or _ignore
                 )
@@ -240,6 +242,7 @@ async def graph_run(graph_key: str, state: dict[str, Any], carrier: dict[str, st
         raise failure from None
     finally:
         running_scopes.pop(run_id, None)
+        run_logs.pop(run_id, None)
         otel_context.detach(token)
     if final is None:  # cancelled through DBOS: the status already says so
         if recorder is not None:

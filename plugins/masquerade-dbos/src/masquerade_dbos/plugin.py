@@ -52,6 +52,7 @@ async def _checkpointed_create(
             execution.session_key,
             {"provider": request.provider, "id": handle.id, "created_at": time.time()},
         )
+        _pump_offers(execution, request, handle)
         return handle
     close = getattr(inner, "close", None)
     if close is not None:
@@ -82,6 +83,27 @@ async def _checkpointed_create(
             hint="no second call was placed; give the node a RetryPolicy to place one",
         ) from None
     return resumed
+
+
+def _pump_offers(execution: NodeExecution, request: SessionRequest, handle: Any) -> None:
+    """A browser-frontend session (``answer_offer``) of a durable run answers the SDP
+    offer its frontend posts to the call service (``POST /v1/runs/{id}/sdp``)."""
+    import asyncio
+
+    from ._runlog import answer_offers, run_logs
+
+    log = run_logs.get(execution.workflow_id)
+    if log is None or not callable(getattr(handle, "answer_offer", None)):
+        return
+    timeout = float(request.provisioning_timeout or 120.0)
+    task = asyncio.get_running_loop().create_task(
+        answer_offers(log, execution.workflow_id, handle, timeout=timeout)
+    )
+    _pumps.add(task)
+    task.add_done_callback(_pumps.discard)
+
+
+_pumps: set[Any] = set()  # the offer pumps running (a reference keeps each alive)
 
 
 @hookimpl
