@@ -60,3 +60,21 @@ async def answer(state: Phone) -> dict[str, object]:
 phone = Graph(Phone, name="service-phone")
 phone.add_node("answer", answer)
 phone.add_edge(START, "answer").add_edge("answer", END)
+
+
+class Browser(BaseModel):
+    call: SessionResult | None = None
+
+
+#: A browser frontend joins over WebRTC; the backend answers its offer and keeps the tools.
+browser_node = AvatarNode(
+    "openai",
+    tools=[lookup_order],
+    output_key="call",
+    personality="You help customers of a shop.",
+    options={"transport": "webrtc"},
+    max_duration=30,
+)
+browser = Graph(Browser, name="service-browser")
+browser.add_node("call", browser_node)
+browser.add_edge(START, "call").add_edge("call", END)

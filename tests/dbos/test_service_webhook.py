@@ -1,8 +1,13 @@
-"""``POST /v1/webhooks/openai``: a signed incoming SIP call starts a run that answers it.
+"""OpenAI calls through the service: SIP webhooks, and browser offers.
 
-The OpenAI emulator rings the service (a signed ``realtime.call.incoming`` webhook); the
-service verifies it, accepts the call and starts a run whose OpenAI AvatarNode attaches
-to the call by its id. Forged and replayed webhooks start nothing.
+``POST /v1/webhooks/openai``: the OpenAI emulator rings the service (a signed
+``realtime.call.incoming`` webhook); the service verifies it, accepts the call and starts
+a run whose OpenAI AvatarNode attaches to the call by its id. Forged and replayed
+webhooks start nothing.
+
+``POST /v1/runs/{id}/sdp``: a browser's WebRTC offer reaches the worker running the
+run's browser-frontend session, which creates the call (tools from the backend) and
+attaches the sideband; the SDP answer comes back to the browser.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from masquerade_dbos.service import ServiceConfig
 from masquerade_openai import sign_webhook
 from masquerade_openai.emulator import OpenAIRealtimeEmulator
 
-from .service_graphs import phone
+from .service_graphs import browser, phone
 from .service_helpers import read_events, serving
 
 pytestmark = pytest.mark.anyio
@@ -147,3 +152,80 @@ async def test_webhooks_are_refused_when_not_configured(tmp_path: Path) -> None:
         assert answer.status_code == 501
         assert answer.json()["error"]["code"] == "not_configured"
         assert await runs() == []
+
+
+OFFER = "\r\n".join([
+    "v=0", "o=- 4611731400430051336 2 IN IP4 127.0.0.1", "s=-", "t=0 0",
+    "m=audio 9 UDP/TLS/RTP/SAVPF 111", "c=IN IP4 0.0.0.0", "a=mid:0", "a=sendrecv",
+    "a=rtpmap:111 opus/48000/2",
+]) + "\r\n"  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_a_browser_offer_is_answered_by_the_runs_session(
+    backend: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    openai_emulator: OpenAIRealtimeEmulator,
+) -> None:
+    url = (
+        f"sqlite:///{tmp_path / 'runs.sqlite'}"
+        if backend == "sqlite"
+        else str(request.getfixturevalue("postgres_url"))
+    )
+    host = Host(
+        plugins=[masquerade_dbos.plugin, openai_emulator.provider(**FAST)],
+        load_entrypoints=False,
+        poller=Poller(initial_interval=0.01, max_interval=0.05),
+    )
+    durable = DurableGraph(browser, database_url=url, polling_interval=0.05, host=host)
+    config = ServiceConfig(api_key=API_KEY, events_poll_interval=0.05, max_wait=20)
+    async with (
+        durable,
+        serving(durable, config) as base,
+        httpx.AsyncClient(base_url=base, timeout=30) as client,
+    ):
+        first = (await client.post("/v1/runs", json={}, headers=AUTH)).json()
+        other = (await client.post("/v1/runs", json={}, headers=AUTH)).json()
+        sdp = f"/v1/runs/{first['id']}/sdp"
+        token = {"Authorization": f"Bearer {first['client_token']}"}
+        typed = {**token, "Content-Type": "application/sdp"}
+
+        refused = await client.post(
+            sdp, content=OFFER, headers={"Authorization": f"Bearer {other['client_token']}"}
+        )
+        assert refused.status_code == 403
+        garbage = await client.post(sdp, content=b"hello", headers=typed)
+        assert garbage.status_code == 400 and garbage.json()["error"]["code"] == "invalid_sdp"
+
+        answer = await client.post(sdp, content=OFFER, headers=typed)
+        assert answer.status_code == 201, answer.text
+        assert answer.headers["content-type"].startswith("application/sdp")
+        assert answer.text.startswith("v=0")
+        ready = await client.get(
+            f"/v1/runs/{first['id']}/credentials", params={"wait": 20}, headers=token
+        )
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["session"]["kind"] == "webrtc"
+        [call] = [c for c in openai_emulator.calls.values() if c.kind == "webrtc"]
+        assert call.offer is not None and "m=audio" in call.offer
+        # The tools were declared by the backend, in the call's configuration.
+        assert [t["name"] for t in (call.accept_config or {})["tools"]] == ["lookup_order"]
+
+        # The sideband answers a tool call exactly once; cancelling hangs the call up.
+        openai_emulator.speak('call lookup_order {"order_id": "W3"}')
+        events = await read_events(
+            client, f"/v1/runs/{first['id']}/events", headers=token, until="tool.result"
+        )
+        assert events[-1][2]["output"] == {"order_id": "W3", "status": "shipped"}
+        cancelled = await client.post(f"/v1/runs/{first['id']}/cancel", headers=AUTH)
+        assert cancelled.status_code == 202
+        await openai_emulator.wait_for(lambda: call.state == "ended", timeout=20)
+        assert call.hung_up_by == "server"
+        outputs = [
+            e for c in openai_emulator.connections for e in c.events_of("conversation.item.create")
+            if e["item"].get("type") == "function_call_output"
+        ]  # fmt: skip
+        assert len(outputs) == 1
+        late = await client.post(sdp, content=OFFER, headers=typed)
+        assert late.status_code == 409

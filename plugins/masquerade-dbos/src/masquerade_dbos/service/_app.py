@@ -355,6 +355,52 @@ class _Service:
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
+    async def sdp(self, request: Request) -> Response:
+        """A browser's WebRTC SDP offer in, the SDP answer of the run's session out."""
+        run_id = request.path_params["run_id"]
+        if not _RUN_ID.fullmatch(run_id):
+            raise ApiError(404, "not_found", "no run has this id")
+        self.require_key_or_token(request, run_id)
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind not in ("application/sdp", "text/plain", ""):
+            raise ApiError(415, "unsupported_media_type", "send the offer as application/sdp")
+        raw = await self.body(request)
+        try:
+            offer = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ApiError(400, "invalid_sdp", "the offer is not UTF-8 text") from None
+        if not offer.startswith("v=0"):
+            raise ApiError(400, "invalid_sdp", "the body is not an SDP offer (v=0 ...)")
+        handle, info = await self.run(run_id)
+        if info.ended:
+            raise ApiError(409, "run_ended", f"the run is {info.status}", status=info.status)
+        log = self.durable.run_log
+        assert log is not None
+        offer_id = await anyio.to_thread.run_sync(log.put, run_id, "offer", offer)
+        deadline = anyio.current_time() + self.config.max_wait
+        while anyio.current_time() < deadline:
+            found = await anyio.to_thread.run_sync(log.take, run_id, ("answer", "error"), offer_id)
+            if found is not None:
+                _, kind, body = found
+                if kind == "answer":
+                    return Response(
+                        body,
+                        status_code=201,
+                        media_type="application/sdp",
+                        headers={"Cache-Control": "no-store"},
+                    )
+                raise ApiError(502, "offer_failed", f"the offer could not be answered: {body}")
+            info = await handle.info() or info
+            if info.ended:
+                raise ApiError(409, "run_ended", f"the run is {info.status}", status=info.status)
+            await anyio.sleep(0.1)
+        raise ApiError(
+            504,
+            "offer_not_answered",
+            "no browser-frontend session of the run answered the offer (is its node an "
+            'OpenAI AvatarNode with options={"transport": "webrtc"}?)',
+        )
+
     async def cancel(self, request: Request) -> Response:
         self.require_key(request)
         handle, info = await self.run(request.path_params["run_id"])
@@ -481,8 +527,8 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 _CORS = {
     "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "GET, OPTIONS",
-    "Access-Control-Allow-Headers": "Authorization, Last-Event-ID",
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Last-Event-ID, Content-Type",
     "Access-Control-Max-Age": "600",
 }
 
@@ -560,6 +606,7 @@ def create_app(
             "/v1/runs/{run_id}/events", _cors(_guard(service.events)), methods=["GET", "OPTIONS"]
         ),
         Route("/v1/runs/{run_id}/cancel", _guard(service.cancel), methods=["POST"]),
+        Route("/v1/runs/{run_id}/sdp", _cors(_guard(service.sdp)), methods=["POST", "OPTIONS"]),
         Route("/v1/webhooks/openai", _guard(service.webhook), methods=["POST"]),
         Route("/healthz", _guard(service.healthz), methods=["GET"]),
         Route("/readyz", _guard(service.readyz), methods=["GET"]),

@@ -245,6 +245,37 @@ def openapi_schema() -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/runs/{run_id}/sdp": {
+                "post": {
+                    "summary": "A browser's WebRTC SDP offer in, the SDP answer out",
+                    "description": (
+                        "For a run whose OpenAI AvatarNode has "
+                        '`options={"transport": "webrtc"}`: the worker running the session '
+                        "creates the call with the session's configuration (tools declared "
+                        "by the backend, never the browser), attaches the sideband, and the "
+                        "answer comes back here."
+                    ),
+                    "security": _KEY_OR_TOKEN,
+                    "parameters": [_RUN_ID],
+                    "requestBody": {
+                        "content": {"application/sdp": {"schema": {"type": "string"}}}
+                    },
+                    "responses": {
+                        "201": {
+                            "description": "The SDP answer",
+                            "content": {"application/sdp": {"schema": {"type": "string"}}},
+                        },
+                        "400": _error("The body is not an SDP offer"),
+                        "401": _error("Neither a client token nor the API key"),
+                        "403": _error("The token belongs to another run"),
+                        "404": _error("No run has this id"),
+                        "409": _error("The run has ended"),
+                        "413": _error("The body is larger than the configured limit"),
+                        "502": _error("The provider refused the offer"),
+                        "504": _error("No browser-frontend session answered in time"),
+                    },
+                }
+            },
             "/v1/runs/{run_id}/cancel": {
                 "post": {
                     "summary": "Cancel a run (a live call ends through its cancel path)",
