@@ -192,7 +192,7 @@ async def open_sdk(base_url: str) -> tuple[Round, Callable[[], Awaitable[None]]]
 
 
 # ---------------------------------------------------------------- tool round trip
-Turn = Callable[[], Awaitable[float]]
+Turn = Callable[[], Awaitable[tuple[float, float]]]
 
 
 def bench_tool(x: int) -> dict[str, int]:
@@ -210,7 +210,8 @@ async def raw_tool(ws_url: str, stack: contextlib.AsyncExitStack) -> Turn:
     await ws.recv()
     prompt = json.dumps(user_message(_replay.TOOL_PROMPT))
 
-    async def turn() -> float:
+    async def turn() -> tuple[float, float]:
+        cpu = time.process_time()
         started = time.perf_counter()
         await ws.send(prompt)
         await ws.send('{"type":"response.create"}')
@@ -236,7 +237,7 @@ async def raw_tool(ws_url: str, stack: contextlib.AsyncExitStack) -> Turn:
                 done += 1
                 if done == 1:  # the follow-up waits for the calling response to end
                     await ws.send('{"type":"response.create"}')
-        return time.perf_counter() - started
+        return time.perf_counter() - started, time.process_time() - cpu
 
     return turn
 
@@ -250,7 +251,8 @@ async def sdk_tool(base_url: str, stack: contextlib.AsyncExitStack) -> Turn:
     await conn.send(json.loads(session_update(tools=True)))
     await conn.recv()
 
-    async def turn() -> float:
+    async def turn() -> tuple[float, float]:
+        cpu = time.process_time()
         started = time.perf_counter()
         await conn.send(user_message(_replay.TOOL_PROMPT))
         await conn.send({"type": "response.create"})
@@ -273,7 +275,7 @@ async def sdk_tool(base_url: str, stack: contextlib.AsyncExitStack) -> Turn:
                 done += 1
                 if done == 1:
                     await conn.send({"type": "response.create"})
-        return time.perf_counter() - started
+        return time.perf_counter() - started, time.process_time() - cpu
 
     return turn
 
@@ -307,13 +309,14 @@ async def masquerade_tool(base_url: str, stack: contextlib.AsyncExitStack) -> Tu
     stack.callback(session.end)
     rt = await masquerade_openai.wait_realtime(session)
 
-    async def turn() -> float:
+    async def turn() -> tuple[float, float]:
+        cpu = time.process_time()
         waiter[0] = anyio.Event()
         dones[0] = 0
         started = time.perf_counter()
         await rt.send_text(_replay.TOOL_PROMPT)
         await waiter[0].wait()
-        return time.perf_counter() - started
+        return time.perf_counter() - started, time.process_time() - cpu
 
     return turn
 
@@ -392,6 +395,7 @@ async def tool_round_trip(
             for _ in range(10):
                 await turn()
         times: dict[str, list[list[float]]] = {name: [] for name in turns}
+        cpus: dict[str, list[float]] = {name: [] for name in turns}
         per_block = max(1, args.tool_turns // args.tool_blocks)
         for _ in range(args.tool_blocks):
             for name in turns:
@@ -399,15 +403,20 @@ async def tool_round_trip(
             for _ in range(per_block):
                 for name, turn in turns.items():  # one turn each, in turn
                     gcp.label = f"tool/{name}"
-                    times[name][-1].append(await turn())
+                    wall, cpu = await turn()
                     gcp.label = ""
+                    times[name][-1].append(wall)
+                    cpus[name].append(cpu)
     raw = "raw websockets loop"
     print(
         f"\ntool round trip (user message -> tool -> follow-up response.done), "
         f"{per_block * args.tool_blocks} turns each, interleaved, {args.tool_blocks} blocks"
     )
-    print("| loop | p50 µs | p99 µs | max µs | p50 - raw p50, per block, µs | GC collections |")
-    print("|---|---:|---:|---:|---:|---|")
+    print(
+        "| loop | p50 µs | p99 µs | max µs | p50 - raw p50, per block, µs "
+        "| client CPU µs/turn (median) | GC collections |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---|")
     for name, blocks in times.items():
         flat = [t for block in blocks for t in block]
         diffs = [
@@ -417,9 +426,8 @@ async def tool_round_trip(
         print(
             f"| {name} | {percentile(flat, 0.5) * 1e6:.0f} | {percentile(flat, 0.99) * 1e6:.0f} "
             f"| {max(flat) * 1e6:.0f} | {median_range(diffs, '{:+.0f}')} "
-            f"| {gcp.summary(f'tool/{name}')} |"
+            f"| {statistics.median(cpus[name]) * 1e6:.0f} | {gcp.summary(f'tool/{name}')} |"
         )
-
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

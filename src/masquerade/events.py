@@ -326,23 +326,40 @@ MAX_EVENT_BYTES = 16 * 1024 * 1024
 def json_too_deep(value: Any, max_depth: int = MAX_JSON_DEPTH) -> bool:
     """Whether decoded JSON ``value`` nests objects/arrays deeper than ``max_depth``.
 
-    Iterative (never recurses), and it stops at the first path that is too deep.
+    Iterative (never recurses), and it stops at the first path that is too deep. Decoded
+    JSON is checked with exact type tests (an ABC check per value would cost more than
+    the walk); other mappings and sequences are still recognized.
     """
     stack: list[tuple[Any, int]] = [(value, 1)]
+    pop, push = stack.pop, stack.append
     while stack:
-        item, depth = stack.pop()
-        if isinstance(item, Mapping):
+        item, depth = pop()
+        kind = type(item)
+        if kind is dict:
             children: Any = item.values()
+        elif kind is list or kind is tuple:
+            children = item
+        elif kind in _SCALARS:
+            continue
+        elif isinstance(item, Mapping):
+            children = item.values()
         elif isinstance(item, list | tuple):
             children = item
         else:
             continue
         if depth > max_depth:
             return True
+        depth += 1
         for child in children:
-            if isinstance(child, Mapping | list | tuple):
-                stack.append((child, depth + 1))
+            kind = type(child)
+            if kind is dict or kind is list or (
+                kind not in _SCALARS and isinstance(child, Mapping | list | tuple)
+            ):
+                push((child, depth))
     return False
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def decode_json(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from typing import Any
 
@@ -21,12 +22,17 @@ FATAL_CODES = frozenset(
 
 def event_id() -> str:
     """A fresh client event id (``evt_msq_...``)."""
-    return f"evt_msq_{uuid.uuid4().hex[:20]}"
+    return f"evt_msq_{_PREFIX}{next(_COUNTER):010x}"
 
 
 def item_id() -> str:
     """A fresh id for an item the client creates (``item_msq_...``)."""
-    return f"item_msq_{uuid.uuid4().hex[:18]}"
+    return f"item_msq_{_PREFIX[:8]}{next(_COUNTER):010x}"
+
+
+# Ids are a random per-process prefix and a counter: unique without a random draw each.
+_PREFIX = uuid.uuid4().hex[:10]
+_COUNTER = itertools.count(1)
 
 
 def hint_for(code: Any, param: Any) -> str | None:
