@@ -4,7 +4,11 @@ and its test command is the one CI runs."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+from .newcomer_helpers import clean_env, closed_port, emulator
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -33,3 +37,45 @@ def test_the_two_commands_and_ci() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert "python3 -m pip install" in ci and "uv" in ci
     assert "python3 -m uv run pytest" in ci
+
+
+def _session_block() -> str:
+    section = README.split("## What a session looks like", 1)[1]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.S)[0]
+
+
+def _run_block(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "session.py"
+    script.write_text(_session_block())
+    return subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120,
+        check=False,
+    )
+
+
+def test_the_session_block_runs_as_shown_against_the_emulator(tmp_path: Path) -> None:
+    with emulator("runway") as runway:
+        done = _run_block(tmp_path, runway.env())
+        sessions = runway.sessions()
+
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.splitlines()
+    assert out[0] == "hand these to your frontend: ['expiresAt', 'sessionId', 'sessionKey']"
+    assert out[1].startswith("assistant: Hi! I'm an emulated avatar")
+    assert "assistant: Done. Pass --script FILE to play your own conversation. Goodbye!" in out
+    assert out[-1] == "completed ['lookup_order']"
+    assert [s["status"] for s in sessions] == ["COMPLETED"]
+
+
+def test_the_session_block_says_why_a_session_failed(tmp_path: Path) -> None:
+    done = _run_block(tmp_path, clean_env())
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["failed []", "why: no Runway API key was given"]
+
+    offline = clean_env(
+        RUNWAYML_API_SECRET="key_" + "0" * 64, RUNWAYML_BASE_URL=f"http://127.0.0.1:{closed_port()}"
+    )
+    done = _run_block(tmp_path, offline)
+    assert done.stdout.splitlines()[0] == "failed []"
+    assert done.stdout.splitlines()[1].startswith("why: could not connect to Runway at")

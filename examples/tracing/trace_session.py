@@ -23,6 +23,8 @@ Transcripts and tool arguments are recorded only with ``MASQUERADE_CAPTURE_CONTE
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -31,7 +33,7 @@ from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from pydantic import BaseModel
 
 from masquerade import END, START, AvatarNode, Graph, Host, SessionResult, tool
@@ -106,7 +108,31 @@ def build_graph() -> Graph[State]:
     return graph
 
 
-def setup_tracing() -> TracerProvider:
+class CountingExporter(SpanExporter):
+    """The OTLP exporter, counting what it could and could not send (so that the example
+    never claims a trace it could not deliver)."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner = inner
+        self.sent = 0
+        self.failed = 0
+
+    def export(self, spans: Sequence[Any]) -> SpanExportResult:
+        result = self.inner.export(spans)
+        if result is SpanExportResult.SUCCESS:
+            self.sent += len(spans)
+        else:
+            self.failed += len(spans)
+        return result
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+def setup_tracing() -> tuple[TracerProvider, CountingExporter]:
     """The application's part: an SDK provider exporting OTLP/HTTP (masquerade only uses
     the OpenTelemetry API and never installs one itself)."""
     provider = TracerProvider(
@@ -114,13 +140,14 @@ def setup_tracing() -> TracerProvider:
             {"service.name": "masquerade-example", "openinference.project.name": PROJECT}
         )
     )
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    exporter = CountingExporter(OTLPSpanExporter())
+    provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
-    return provider
+    return provider, exporter
 
 
 async def main() -> State:
-    provider = setup_tracing()
+    provider, exporter = setup_tracing()
     try:
         async with AsyncExitStack() as stack:
             plugins = []
@@ -135,7 +162,15 @@ async def main() -> State:
     finally:
         provider.shutdown()  # flushes the batch of spans still in memory
     print(f"ticket: {final.ticket}")
-    print(f"trace exported to {ENDPOINT} (Phoenix project {PROJECT!r})")
+    if exporter.failed or not exporter.sent:
+        print(
+            f"the trace was NOT exported: {exporter.failed} span(s) could not be sent to "
+            f"{ENDPOINT} (is a trace backend running there? start one with `phoenix serve`, "
+            "or set OTEL_EXPORTER_OTLP_ENDPOINT)",
+            file=sys.stderr,
+        )
+        raise SystemExit(1)
+    print(f"trace exported to {ENDPOINT}: {exporter.sent} spans (Phoenix project {PROJECT!r})")
     return final
 
 
