@@ -189,7 +189,8 @@ def _examples() -> list[Path]:
 def _command(path: Path) -> list[str]:
     source = path.read_text()
     if 'if __name__ == "__main__"' in source:
-        return [sys.executable, str(path)]
+        # A web app serves until stopped; its --check makes one call through its routes.
+        return [sys.executable, str(path), *(["--check"] if '"--check"' in source else [])]
     # A graph file: what its docstring says to do with it.
     return [sys.executable, "-m", "masquerade.cli", "--log-level", "DEBUG", "--log-json",
             "run", "--online", "--trace", str(path)]

@@ -1,6 +1,7 @@
 """A browser talks to an OpenAI Realtime agent over WebRTC; its tools run in this backend.
 
     python examples/browser_voice/app.py          # then open http://127.0.0.1:8000
+    python examples/browser_voice/app.py --check  # one call through the routes, no browser
 
 Without ``OPENAI_API_KEY`` it runs against the loopback emulator (which answers the
 WebRTC offer but carries no media: type instead of speaking, and read the transcript).
@@ -167,19 +168,77 @@ def build_app(host: Host) -> Starlette:
     )
 
 
-def main(port: int = 8000) -> None:
+#: A browser's offer (shortened), for ``--check``: Opus audio and the events data channel.
+CHECK_OFFER = "\r\n".join([
+    "v=0", "o=- 1 2 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=group:BUNDLE 0 1",
+    "m=audio 9 UDP/TLS/RTP/SAVPF 111", "c=IN IP4 0.0.0.0", "a=mid:0", "a=sendrecv",
+    "a=ice-ufrag:abcd", "a=ice-pwd:0123456789abcdef01234567", "a=setup:actpass",
+    "a=fingerprint:sha-256 " + ":".join(["AB"] * 32), "a=rtpmap:111 opus/48000/2",
+    "m=application 9 UDP/DTLS/SCTP webrtc-datachannel", "c=IN IP4 0.0.0.0", "a=mid:1",
+    "a=sctp-port:5000",
+]) + "\r\n"
+
+
+async def check(host: Host) -> None:  # runs on asyncio (uvicorn)
+    """What the page does, through the same routes, without a browser: start a session,
+    post the offer, type a message, read the events until the model answered."""
+    import socket
+
+    import httpx
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(build_app(host), log_level="warning"))
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(server.serve, [sock])
+        while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
+            await anyio.sleep(0.01)
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            await _one_call(client)
+        server.should_exit = True
+
+
+async def _one_call(client: Any) -> None:
+    run_id = (await client.post("/api/sessions")).json()["id"]
+    answer = await client.post(f"/api/sessions/{run_id}/sdp", content=CHECK_OFFER,
+                               headers={"Content-Type": "application/sdp"})
+    print(f"SDP answer: {answer.text.splitlines()[0]} ({answer.status_code})")
+    async with client.stream("GET", f"/api/sessions/{run_id}/events") as events:
+        await client.post(f"/api/sessions/{run_id}/text",
+                          json={"text": 'call lookup_order {"order_id": "A1001"}'})
+        async for line in events.aiter_lines():
+            if not line.startswith("data: "):
+                continue
+            event = json.loads(line[len("data: "):])
+            print(event)
+            if event["kind"] == "transcript" and event["role"] == "assistant":
+                break
+    await client.delete(f"/api/sessions/{run_id}")
+
+
+def main(argv: list[str]) -> None:
     import uvicorn
 
     if os.environ.get("OPENAI_API_KEY"):
-        uvicorn.run(build_app(Host()), host="127.0.0.1", port=port)
+        if "--check" in argv:
+            anyio.run(check, Host(), backend="asyncio")
+        else:
+            uvicorn.run(build_app(Host()), host="127.0.0.1", port=8000)
         return
     from masquerade_openai.emulator import OpenAIRealtimeEmulator
 
     with OpenAIRealtimeEmulator() as emulator:
         print(f"no OPENAI_API_KEY: using the emulator at {emulator.base_url}")
         host = Host(plugins=[emulator.provider()], load_entrypoints=False)
-        uvicorn.run(build_app(host), host="127.0.0.1", port=port)
+        if "--check" in argv:
+            anyio.run(check, host, backend="asyncio")
+        else:
+            uvicorn.run(build_app(host), host="127.0.0.1", port=8000)
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(sys.argv[1:])
