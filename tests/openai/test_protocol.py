@@ -223,9 +223,9 @@ async def test_large_audio_is_split_under_the_event_limit(
     host_for: Callable[..., Host],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from masquerade_openai import _session
+    from masquerade_openai import _input
 
-    monkeypatch.setattr(_session, "MAX_APPEND_BYTES", 3000)  # small, to keep the test fast
+    monkeypatch.setattr(_input, "MAX_APPEND_BYTES", 3000)  # small, to keep the test fast
     provider = provider_for(turn_detection=None)
     async with host_for(provider) as host, host.session(SessionRequest(provider="openai")) as s:
         rt = await masquerade_openai.wait_realtime(s)

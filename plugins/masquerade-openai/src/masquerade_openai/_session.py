@@ -20,7 +20,9 @@ It is a thin facade over the parts of a session, each in its own module:
 - :mod:`._turns`: response sequencing and barge-in;
 - :mod:`._tools`: the tool round trip;
 - :mod:`._renewal`: reconnecting and renewing the session;
-- :mod:`._browser`: the WebRTC call of a browser frontend (``transport="webrtc"``).
+- :mod:`._input`: what the application sends (text, audio, responses, barge-in);
+- :mod:`._browser`: the WebRTC call of a browser frontend (``transport="webrtc"``);
+- :mod:`._parts`: how the parts are built, bound to the session and unbound.
 """
 
 from __future__ import annotations
@@ -31,21 +33,17 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from masquerade import ConfigurationError, ProviderError
-from masquerade.events import JoinCredentials, TranscriptDone
+from masquerade.events import JoinCredentials
 from masquerade.provider import ProviderOutcome, ProvisioningStatus
 
 from ._browser import BrowserCall
 from ._calls import ClientSecret
 from ._conversation import ConversationItem, RealtimeConversation
-from ._fast import builder
-from ._link import RealtimeLink
+from ._input import MAX_APPEND_BYTES, RealtimeInput
 from ._lookup import register
 from ._options import RealtimeOptions, deep_merge
-from ._renewal import Renewal
-from ._shared import event_id, item_id, noop_emit
-from ._tools import ToolRoundTrip
-from ._translate import EventTranslator
-from ._turns import TurnTaking, truncate_event
+from ._parts import SessionParts
+from ._shared import event_id, noop_emit
 
 if TYPE_CHECKING:
     from masquerade import Session, SessionRequest
@@ -56,18 +54,9 @@ __all__ = ["OpenAIRealtimeSession", "MAX_APPEND_BYTES"]
 
 logger = logging.getLogger("masquerade_openai")
 
-#: Raw audio bytes per ``input_audio_buffer.append``: base64 grows data by 4/3, and the
-#: server takes at most 15 MiB per event.
-MAX_APPEND_BYTES = 11 * 2**20
-
-_transcript_done = builder(TranscriptDone)
 
 
-def _no_tool(call: Mapping[str, Any]) -> None:
-    return None
-
-
-class OpenAIRealtimeSession:
+class OpenAIRealtimeSession(RealtimeInput):
     """A GA Realtime session over one websocket (renewed as needed).
 
     Created by :meth:`OpenAIRealtimeProvider.create`, which opens the socket and completes
@@ -108,24 +97,16 @@ class OpenAIRealtimeSession:
         self._usage: dict[str, Any] = {}  # the final usage, once detached from the session
         self._early: list[Any] = []
         self._tools_declared = False  # in the first configuration already
-        self._link = link = RealtimeLink(
-            provider=provider, options=options, url=url, headers=headers
-        )
-        self._turns = turns = TurnTaking(options, self.conversation, link.outbox)
-        self._tools = tools = ToolRoundTrip(link, turns, self.conversation)
-        turns.start_tool = tools.start
-        self._translator = EventTranslator(options, link, self.conversation, turns, tools)
-        self._renewal = Renewal(
-            provider=provider, options=options, call_id=self._call_id, link=link, turns=turns,
-            translator=self._translator, conversation=self.conversation,
-        )
-        self._browser: BrowserCall | None = None
-        if options.transport == "webrtc":
-            if calls is None:
-                raise ConfigurationError("a webrtc session needs a RealtimeCalls client")
-            self._browser = BrowserCall(options=options, link=link, renewal=self._renewal,
-                                        calls=calls)
-            link.session_id = f"rt_{uuid.uuid4().hex[:16]}"
+        self._parts = parts = SessionParts(provider=provider, options=options, url=url,
+                                           headers=headers, calls=calls,
+                                           conversation=self.conversation)
+        self._link = parts.link
+        self._turns = parts.turns
+        self._translator = parts.translator
+        self._renewal = parts.renewal
+        self._browser = parts.browser
+        if self._browser is not None:
+            self._link.session_id = f"rt_{uuid.uuid4().hex[:16]}"
             self.requires_polling = True
 
     def __repr__(self) -> str:
@@ -269,12 +250,8 @@ class OpenAIRealtimeSession:
     async def connect(self, session: Session) -> None:
         """Run the call: declare the tools, then read events until the conversation ends."""
         self._session = session
-        self._tools.session = self._translator.session = session
         # One call less per event on the hot path: every part calls the session's emit.
-        emit = session.emit
-        self._emit = emit  # type: ignore[method-assign]
-        self._turns.emit = self._tools.emit = self._translator.emit = emit
-        self._renewal.emit = emit
+        self._emit = self._parts.bind(session)  # type: ignore[method-assign,assignment]
         register(session.id, self)
         link = self._link
         try:
@@ -338,127 +315,6 @@ class OpenAIRealtimeSession:
         (the last call a session makes is :meth:`result`), so reference counting alone
         frees both; the conversation and the counters stay readable."""
         self._session = None
-        self._tools.session = None
         self._emit = noop_emit  # type: ignore[method-assign]
-        self._turns.emit = self._tools.emit = self._translator.emit = noop_emit
-        self._renewal.emit = noop_emit
-        self._turns.start_tool = _no_tool
-        self._translator.handlers = {}
+        self._parts.unbind()
 
-    def _emit(self, event: Any) -> Any:
-        """Deliver an event (replaced by the session's own ``emit`` once connected)."""
-        return None
-
-    # ================================================================ public input
-    async def send_text(self, text: str, *, respond: bool = True, role: str = "user") -> str:
-        """Add a text message to the conversation; with ``respond``, ask for a response.
-
-        Returns the new item's id. The turn appears in the transcript right away.
-        """
-        if role not in ("user", "system"):
-            raise ConfigurationError(
-                f"send_text role must be 'user' or 'system', not {role!r}",
-                hint="assistant messages come from the model",
-            )
-        new_id = item_id()
-        payload = {
-            "id": new_id,
-            "type": "message",
-            "role": role,
-            "content": [{"type": "input_text", "text": text}],
-        }
-        self.conversation.upsert({**payload, "status": "completed"})
-        await self._link.send({"type": "conversation.item.create", "event_id": event_id(),
-                               "item": payload})
-        self._emit(_transcript_done({"type": "transcript.done", "role": role, "text": text,
-                                     "turn": new_id}))
-        if respond:
-            await self.create_response()
-        return new_id
-
-    async def send_audio(self, pcm: bytes) -> None:
-        """Append raw audio (in the session's input format) to the input buffer.
-
-        Large buffers are split so each event stays under the server's 15 MiB limit.
-        """
-        import base64
-
-        view = memoryview(pcm)
-        for start in range(0, len(view), MAX_APPEND_BYTES):
-            chunk = base64.b64encode(view[start : start + MAX_APPEND_BYTES]).decode("ascii")
-            # base64 needs no JSON escaping: build the frame without json.dumps' scan.
-            await self._link.send_text(
-                '{"type":"input_audio_buffer.append","audio":"' + chunk + '"}'
-            )
-
-    async def commit(self) -> None:
-        """Commit the input audio buffer as a user message (for manual turns)."""
-        await self._link.send({"type": "input_audio_buffer.commit", "event_id": event_id()})
-
-    async def clear_audio(self) -> None:
-        """Drop the audio appended since the last commit."""
-        await self._link.send({"type": "input_audio_buffer.clear", "event_id": event_id()})
-
-    async def create_response(self, **response: Any) -> None:
-        """Ask the model to respond (``response.create``), with optional GA response fields
-        (``instructions``, ``output_modalities``, ``tools``, ``conversation``...).
-
-        Requests are sequenced: one is sent only when no response is active, so the server
-        never answers ``conversation_already_has_active_response``.
-        """
-        self._turns.request(dict(response))
-        await self._link.flush()
-
-    async def cancel_response(self) -> bool:
-        """Cancel the response in progress; ``False`` when there was none."""
-        event = self._turns.cancel_event()
-        if event is None:
-            return False
-        await self._link.send(event)
-        return True
-
-    async def interrupt(self) -> None:
-        """Barge in from the application side: cancel the response and truncate the audio
-        at the current playback position."""
-        self._turns.barge_in(force_cancel=True)
-        await self._link.flush()
-
-    async def truncate(self, item_id: str | None = None, audio_end_ms: int | None = None) -> int:
-        """Truncate an assistant audio item at ``audio_end_ms`` (default: the playback
-        position), clamped to the audio received. Returns the position used."""
-        found = self._turns.truncate_position(item_id, audio_end_ms)
-        if found is None:
-            raise ConfigurationError(
-                "there is no assistant audio to truncate",
-                hint="only assistant audio items that received audio can be truncated",
-            )
-        item, end = found
-        await self._link.send(truncate_event(item.id, end))
-        return end
-
-    def report_playback(self, audio_ms: int, item_id: str | None = None) -> None:
-        """Tell the session how much of an assistant item's audio has actually been played
-        (for telephony or a remote player). Barge-in then truncates there; without
-        reports, playback is assumed to start with the first delta at real-time speed."""
-        self._turns.report_playback(audio_ms, item_id)
-
-    async def update(self, session: Mapping[str, Any] | None = None, **fields: Any) -> None:
-        """Send a partial ``session.update`` (GA session fields); it is kept, so a renewed
-        session is configured the same way."""
-        change: dict[str, Any] = {"type": "realtime", **dict(session or {}), **fields}
-        renewal = self._renewal
-        renewal.session_payload = deep_merge(renewal.session_payload, change)
-        await self._link.send({"type": "session.update", "event_id": event_id(),
-                               "session": change})
-
-    async def send_event(self, event: Mapping[str, Any]) -> None:
-        """Send any client event as is (an escape hatch for new protocol features)."""
-        await self._link.send(dict(event))
-
-    async def hangup(self) -> bool:
-        """Hang up the SIP or WebRTC call this session is attached to."""
-        if not self.call_id or self._calls is None:
-            raise ConfigurationError(
-                "this session is not attached to a call", hint="hangup needs a call_id session"
-            )
-        return await self._calls.hangup(self.call_id)
