@@ -4,7 +4,7 @@ import anyio
 
 from masquerade import Host, SessionRequest, tool
 from masquerade_openai import wait_realtime
-from masquerade_openai.emulator import OpenAIRealtimeEmulator
+from masquerade_openai.emulator import SAMPLE_OFFER, OpenAIRealtimeEmulator
 
 
 @tool
@@ -15,17 +15,6 @@ async def lookup_order(order_id: str) -> dict[str, str]:
         order_id: The order number the customer reads out, like A1001.
     """
     return {"order_id": order_id, "status": "shipped"}
-
-
-# What a browser's `pc.createOffer()` gives (shortened): Opus audio and a data channel.
-OFFER = "\r\n".join([
-    "v=0", "o=- 1 2 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=group:BUNDLE 0 1",
-    "m=audio 9 UDP/TLS/RTP/SAVPF 111", "c=IN IP4 0.0.0.0", "a=mid:0", "a=sendrecv",
-    "a=ice-ufrag:abcd", "a=ice-pwd:0123456789abcdef01234567", "a=setup:actpass",
-    "a=fingerprint:sha-256 " + ":".join(["AB"] * 32), "a=rtpmap:111 opus/48000/2",
-    "m=application 9 UDP/DTLS/SCTP webrtc-datachannel", "c=IN IP4 0.0.0.0", "a=mid:1",
-    "a=sctp-port:5000",
-]) + "\r\n"
 
 
 async def main() -> list[str]:
@@ -42,7 +31,8 @@ async def main() -> list[str]:
         )
         async with host.session(request) as session:
             rt = await wait_realtime(session)  # returns while the session waits for a call
-            answer = await rt.answer_offer(OFFER)  # your POST /sdp route returns this
+            # SAMPLE_OFFER stands for the offer your page posts (pc.createOffer()).
+            answer = await rt.answer_offer(SAMPLE_OFFER)  # your POST /sdp route returns this
             sections = sum(line.startswith("m=") for line in answer.splitlines())
             lines.append(f"answer: {answer.splitlines()[0]}, {sections} media sections")
             lines.append(f"call: {rt.call_id[:4]}... sideband attached")

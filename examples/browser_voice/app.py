@@ -168,20 +168,10 @@ def build_app(host: Host) -> Starlette:
     )
 
 
-#: A browser's offer (shortened), for ``--check``: Opus audio and the events data channel.
-CHECK_OFFER = "\r\n".join([
-    "v=0", "o=- 1 2 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=group:BUNDLE 0 1",
-    "m=audio 9 UDP/TLS/RTP/SAVPF 111", "c=IN IP4 0.0.0.0", "a=mid:0", "a=sendrecv",
-    "a=ice-ufrag:abcd", "a=ice-pwd:0123456789abcdef01234567", "a=setup:actpass",
-    "a=fingerprint:sha-256 " + ":".join(["AB"] * 32), "a=rtpmap:111 opus/48000/2",
-    "m=application 9 UDP/DTLS/SCTP webrtc-datachannel", "c=IN IP4 0.0.0.0", "a=mid:1",
-    "a=sctp-port:5000",
-]) + "\r\n"
-
-
 async def check(host: Host) -> None:  # runs on asyncio (uvicorn)
     """What the page does, through the same routes, without a browser: start a session,
-    post the offer, type a message, read the events until the model answered."""
+    post an offer (a browser's, recorded), type a message, read the events until the
+    model answered."""
     import socket
 
     import httpx
@@ -201,8 +191,10 @@ async def check(host: Host) -> None:  # runs on asyncio (uvicorn)
 
 
 async def _one_call(client: Any) -> None:
+    from masquerade_openai.emulator import SAMPLE_OFFER
+
     run_id = (await client.post("/api/sessions")).json()["id"]
-    answer = await client.post(f"/api/sessions/{run_id}/sdp", content=CHECK_OFFER,
+    answer = await client.post(f"/api/sessions/{run_id}/sdp", content=SAMPLE_OFFER,
                                headers={"Content-Type": "application/sdp"})
     print(f"SDP answer: {answer.text.splitlines()[0]} ({answer.status_code})")
     async with client.stream("GET", f"/api/sessions/{run_id}/events") as events:

@@ -17,37 +17,13 @@ import pytest
 import masquerade_openai
 from masquerade import ConfigurationError, Host, SessionRequest, redact
 from masquerade_openai import OpenAIRealtimeProvider
-from masquerade_openai.emulator import OpenAIRealtimeEmulator
+from masquerade_openai.emulator import SAMPLE_OFFER, OpenAIRealtimeEmulator
 
 from .helpers import collect, count, lookup_order, of
 
 pytestmark = pytest.mark.anyio
 
-#: An SDP offer as a browser makes it (audio with Opus, plus the events data channel).
-OFFER = "\r\n".join([
-    "v=0",
-    "o=- 4611731400430051336 2 IN IP4 127.0.0.1",
-    "s=-",
-    "t=0 0",
-    "a=group:BUNDLE 0 1",
-    "a=msid-semantic: WMS",
-    "m=audio 9 UDP/TLS/RTP/SAVPF 111 0",
-    "c=IN IP4 0.0.0.0",
-    "a=rtcp:9 IN IP4 0.0.0.0",
-    "a=ice-ufrag:abcd",
-    "a=ice-pwd:0123456789abcdef01234567",
-    "a=fingerprint:sha-256 " + ":".join(["AB"] * 32),
-    "a=setup:actpass",
-    "a=mid:0",
-    "a=sendrecv",
-    "a=rtcp-mux",
-    "a=rtpmap:111 opus/48000/2",
-    "a=rtpmap:0 PCMU/8000",
-    "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
-    "c=IN IP4 0.0.0.0",
-    "a=mid:1",
-    "a=sctp-port:5000",
-]) + "\r\n"
+OFFER = SAMPLE_OFFER
 
 WEBRTC = {"transport": "webrtc"}
 

@@ -44,6 +44,7 @@ from ._autoplay import OFFLINE_SCRIPT
 from ._calls import CallRecord
 from ._realtime import ConnectionRecord, RealtimeServerSession
 from ._script import EmulatorScript, Rule, ToolStep
+from ._sdp import SAMPLE_OFFER
 
 if TYPE_CHECKING:
     from .._provider import OpenAIRealtimeProvider
@@ -58,6 +59,7 @@ __all__ = [
     "serve",
     "AUDIO_CHUNK_B64",
     "OFFLINE_SCRIPT",
+    "SAMPLE_OFFER",
 ]
 
 T = TypeVar("T")

@@ -13,7 +13,20 @@ import time
 
 from .._sdp import MediaSection, media_sections
 
-__all__ = ["answer_for"]
+__all__ = ["answer_for", "SAMPLE_OFFER"]
+
+#: An SDP offer as a browser's ``RTCPeerConnection.createOffer()`` makes it (Opus audio and
+#: the events data channel), for code that exercises a WebRTC call without a browser.
+SAMPLE_OFFER = "\r\n".join([
+    "v=0", "o=- 4611731400430051336 2 IN IP4 127.0.0.1", "s=-", "t=0 0",
+    "a=group:BUNDLE 0 1", "a=msid-semantic: WMS",
+    "m=audio 9 UDP/TLS/RTP/SAVPF 111 0", "c=IN IP4 0.0.0.0", "a=rtcp:9 IN IP4 0.0.0.0",
+    "a=ice-ufrag:abcd", "a=ice-pwd:0123456789abcdef01234567",
+    "a=fingerprint:sha-256 " + ":".join(["AB"] * 32), "a=setup:actpass", "a=mid:0",
+    "a=sendrecv", "a=rtcp-mux", "a=rtpmap:111 opus/48000/2", "a=rtpmap:0 PCMU/8000",
+    "m=application 9 UDP/DTLS/SCTP webrtc-datachannel", "c=IN IP4 0.0.0.0", "a=mid:1",
+    "a=sctp-port:5000",
+]) + "\r\n"
 
 
 def _fingerprint() -> str:
