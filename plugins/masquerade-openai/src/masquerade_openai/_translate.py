@@ -39,7 +39,7 @@ __all__ = ["EventTranslator", "Handler"]
 
 logger = logging.getLogger("masquerade_openai")
 
-Handler = Callable[[dict[str, Any]], None]
+Handler = Callable[["EventTranslator", dict[str, Any]], None]
 
 _transcript_delta = builder(TranscriptDelta)
 _transcript_done = builder(TranscriptDone)
@@ -47,10 +47,10 @@ _provider_event = builder(ProviderEvent)
 
 
 class EventTranslator:
-    """The handler table of one session and its receive loop.
+    """The translation of one session's server events, and its receive loop.
 
     Attributes:
-        handlers: server event type -> handler.
+        handlers: server event type -> handler (one table shared by every session).
         replaying: ids of items a renewal is replaying (not announced again).
     """
 
@@ -73,39 +73,32 @@ class EventTranslator:
         self.replaying: set[str] = set()
         self._announced: set[str] = set()
         self._text_item: ConversationItem | None = None  # the item text deltas go to
-        self.handlers: dict[str, Handler] = {
-            "session.created": self._on_session_created,
-            "session.updated": self._on_session_updated,
-            "error": self._on_error,
-            "conversation.item.added": self._on_item_added,
-            "conversation.item.created": self._on_item_added,  # beta
-            "conversation.item.done": self._on_item_done,
-            "conversation.item.retrieved": self._on_item_added,
-            "conversation.item.truncated": self._on_item_truncated,
-            "conversation.item.deleted": self._on_item_deleted,
-            "conversation.item.input_audio_transcription.delta": self._on_input_transcript_delta,
-            "conversation.item.input_audio_transcription.completed": self._on_input_transcript,
-            "conversation.item.input_audio_transcription.failed": self._on_transcription_failed,
-            "input_audio_buffer.speech_started": turns.on_speech_started,
-            "input_audio_buffer.speech_stopped": turns.on_speech_stopped,
-            "response.created": turns.on_response_created,
-            "response.done": turns.on_response_done,
-            "response.output_item.added": self._on_output_item_added,
-            "response.output_item.done": self._on_output_item_done,
-            "response.output_audio.delta": turns.on_audio_delta,
-            "response.audio.delta": turns.on_audio_delta,  # beta
-            "response.output_audio_transcript.delta": self._on_transcript_delta,
-            "response.audio_transcript.delta": self._on_transcript_delta,  # beta
-            "response.output_audio_transcript.done": self._on_transcript_done,
-            "response.audio_transcript.done": self._on_transcript_done,  # beta
-            "response.output_text.delta": self._on_text_delta,
-            "response.text.delta": self._on_text_delta,  # beta
-            "response.output_text.done": self._on_text_done,
-            "response.text.done": self._on_text_done,  # beta
-            "response.function_call_arguments.delta": tools.on_arguments_delta,
-            "response.function_call_arguments.done": tools.on_arguments_done,
-        }
+        self.tools = tools
+        self.handlers = _HANDLERS  # emptied once the session ended
         self._start_tool = tools.start
+
+
+    # ------------------------------------------------------------ other parts' handlers
+    def _tools_on_arguments_delta(self, data: dict[str, Any]) -> None:
+        self.tools.on_arguments_delta(data)
+
+    def _tools_on_arguments_done(self, data: dict[str, Any]) -> None:
+        self.tools.on_arguments_done(data)
+
+    def _turns_on_audio_delta(self, data: dict[str, Any]) -> None:
+        self.turns.on_audio_delta(data)
+
+    def _turns_on_response_created(self, data: dict[str, Any]) -> None:
+        self.turns.on_response_created(data)
+
+    def _turns_on_response_done(self, data: dict[str, Any]) -> None:
+        self.turns.on_response_done(data)
+
+    def _turns_on_speech_started(self, data: dict[str, Any]) -> None:
+        self.turns.on_speech_started(data)
+
+    def _turns_on_speech_stopped(self, data: dict[str, Any]) -> None:
+        self.turns.on_speech_stopped(data)
 
     # ------------------------------------------------------------ the receive loop
     async def read(self, ws: WebSocket) -> None:
@@ -127,7 +120,7 @@ class EventTranslator:
                     if handler is None:
                         unmapped(data)
                     else:
-                        handler(data)
+                        handler(self, data)
                 else:
                     self._malformed(raw, "the frame is not a JSON object")
             except Exception as exc:
@@ -147,7 +140,7 @@ class EventTranslator:
             if handler is None:
                 self._unmapped(data)
             else:
-                handler(data)
+                handler(self, data)
         except Exception as exc:
             self._handler_failed(data, data, exc)
 
@@ -341,3 +334,38 @@ class EventTranslator:
                 item.text = text
         self.emit(_transcript_done({"type": "transcript.done", "role": "assistant",
                                     "text": text, "turn": item_id}))
+
+
+#: Server event type -> handler; one table for every session (no per-session copy).
+_HANDLERS: dict[str, Handler] = {
+    "session.created": EventTranslator._on_session_created,
+    "session.updated": EventTranslator._on_session_updated,
+    "error": EventTranslator._on_error,
+    "conversation.item.added": EventTranslator._on_item_added,
+    "conversation.item.created": EventTranslator._on_item_added,  # beta
+    "conversation.item.done": EventTranslator._on_item_done,
+    "conversation.item.retrieved": EventTranslator._on_item_added,
+    "conversation.item.truncated": EventTranslator._on_item_truncated,
+    "conversation.item.deleted": EventTranslator._on_item_deleted,
+    "conversation.item.input_audio_transcription.delta": EventTranslator._on_input_transcript_delta,
+    "conversation.item.input_audio_transcription.completed": EventTranslator._on_input_transcript,
+    "conversation.item.input_audio_transcription.failed": EventTranslator._on_transcription_failed,
+    "input_audio_buffer.speech_started": EventTranslator._turns_on_speech_started,
+    "input_audio_buffer.speech_stopped": EventTranslator._turns_on_speech_stopped,
+    "response.created": EventTranslator._turns_on_response_created,
+    "response.done": EventTranslator._turns_on_response_done,
+    "response.output_item.added": EventTranslator._on_output_item_added,
+    "response.output_item.done": EventTranslator._on_output_item_done,
+    "response.output_audio.delta": EventTranslator._turns_on_audio_delta,
+    "response.audio.delta": EventTranslator._turns_on_audio_delta,  # beta
+    "response.output_audio_transcript.delta": EventTranslator._on_transcript_delta,
+    "response.audio_transcript.delta": EventTranslator._on_transcript_delta,  # beta
+    "response.output_audio_transcript.done": EventTranslator._on_transcript_done,
+    "response.audio_transcript.done": EventTranslator._on_transcript_done,  # beta
+    "response.output_text.delta": EventTranslator._on_text_delta,
+    "response.text.delta": EventTranslator._on_text_delta,  # beta
+    "response.output_text.done": EventTranslator._on_text_done,
+    "response.text.done": EventTranslator._on_text_done,  # beta
+    "response.function_call_arguments.delta": EventTranslator._tools_on_arguments_delta,
+    "response.function_call_arguments.done": EventTranslator._tools_on_arguments_done,
+}
