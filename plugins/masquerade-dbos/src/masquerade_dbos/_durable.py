@@ -82,6 +82,11 @@ def resolve_database_url(database_url: str | None) -> str:
     return f"sqlite:///{path}"
 
 
+def _dbos_log_level() -> str:
+    level = logging.getLogger("masquerade").level
+    return logging.getLevelName(level) if level else "WARNING"
+
+
 def _require_asyncio(what: str) -> None:
     try:
         asyncio.get_running_loop()
@@ -355,9 +360,8 @@ class DurableGraph(Generic[StateT]):
             "system_database_url": self.database_url,
             "application_version": APP_VERSION,
             "executor_id": self.executor_id,
-            "log_level": logging.getLevelName(logging.getLogger("masquerade").getEffectiveLevel())
-            if logging.getLogger("masquerade").level
-            else "WARNING",
+            # DBOS logs at INFO by default; follow masquerade's own level when it is set.
+            "log_level": _dbos_log_level(),
         }
         if self.embedded:
             # SQLite has no LISTEN/NOTIFY: waiters of workflow events (the join credentials
