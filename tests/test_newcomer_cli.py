@@ -255,3 +255,19 @@ def test_ctrl_c_says_which_sessions_were_ended_through_their_cancel_path(
     assert f"provider id {session['id']}) was ended through its cancel path" in err
     assert "cancel path: cancelled (cancelled)" in err
     assert (session["status"], session["endedBy"]) == ("CANCELLED", "api")
+
+
+def test_the_phoenix_test_skips_with_a_reason_when_it_cannot_install(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    env = clean_env(MASQUERADE_PHOENIX_VENV=str(blocker / "phoenix"))
+    done = subprocess.run(
+        [str(Path(MASQUERADE).parent / "python"), "-m", "pytest", "-q", "-rs",
+         "-p", "no:cacheprovider", "tests/test_phoenix.py"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT, check=False,
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "skipped" in done.stdout and "failed" not in done.stdout
+    assert "cannot be installed in" in done.stdout
+    assert "set MASQUERADE_PHOENIX_VENV to a writable directory" in done.stdout
