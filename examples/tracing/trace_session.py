@@ -1,6 +1,6 @@
 """See an avatar call as one trace in Arize Phoenix (or any OpenTelemetry backend).
 
-    pip install 'masquerade[otel]' arize-phoenix
+    pip install arize-phoenix     # masquerade's otel extra: see docs/first-hour.md
     phoenix serve                                   # UI and OTLP/HTTP on 127.0.0.1:6006
     python examples/tracing/trace_session.py        # then open http://127.0.0.1:6006
 

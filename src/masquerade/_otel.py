@@ -2,7 +2,8 @@
 
 masquerade itself only uses the OpenTelemetry API; this helper is for *applications*
 (the ``masquerade`` CLI, examples, your script) that want spans exported without
-writing the SDK setup. It needs the extra: ``pip install 'masquerade[otel]'``::
+writing the SDK setup. It needs the ``otel`` extra (the masquerade wheel installed as
+``masquerade-<version>-py3-none-any.whl[otel]``, see docs/first-hour.md)::
 
     from masquerade._otel import setup_tracing_from_env
 
@@ -55,7 +56,8 @@ def setup_tracing_from_env(environ: Mapping[str, str] | None = None) -> Callable
         raise ConfigurationError(
             f"tracing export needs the OpenTelemetry SDK and OTLP exporter ({exc.name} is "
             "not installed)",
-            hint="pip install 'masquerade[otel]'",
+            hint="install masquerade with its otel extra (opentelemetry-sdk and "
+            "opentelemetry-exporter-otlp-proto-http), see docs/first-hour.md",
         ) from None
 
     if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):

@@ -109,7 +109,7 @@ def _add_common_options(parser: argparse.ArgumentParser, *, default: object) -> 
             {
                 "action": "store_true",
                 "help": "export traces over OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT "
-                "(needs masquerade[otel])",
+                "(needs the otel extra)",
             },
         ),
     )

@@ -118,7 +118,7 @@ async def _setup(args: argparse.Namespace) -> AsyncIterator[_Setup]:
         provider.name,
         Host(plugins=[provider], poller=poller),
         "masquerade-runway is not installed: the conversation is played by an in-process "
-        "scripted provider (pip install masquerade-runway for the Runway emulator)",
+        "scripted provider (install the masquerade-runway wheel for the Runway emulator)",
         avatar=None,
     )
 
