@@ -77,14 +77,14 @@ async def test_typed_errors(client: RunwayClient, emulator: RunwayEmulator) -> N
         with pytest.raises(RunwayNotFound) as missing:
             await client.retrieve_realtime_session("no-such-session")
         with pytest.raises(RunwayBadRequest) as bad:
-            await client.create_realtime_session({**PRESET, "livekit": {"url": "x"}})
+            await client.create_realtime_session({**PRESET, "instructions": "x"})
         with pytest.raises(RunwayBadRequest) as too_long:
             await client.create_realtime_session({**PRESET, "maxDuration": 1801})
     assert missing.value.status_code == 404
     assert missing.value.error == "Session not found"
     assert isinstance(missing.value, ProviderError)
     assert missing.value.provider == "runway"
-    assert bad.value.error == "Unrecognized key: livekit"
+    assert bad.value.error == "Unrecognized key: instructions"
     assert too_long.value.error == "Too big: expected number to be <=1800"
     assert "fix the request" in too_long.value.hint
     async with RunwayClient("key_" + "1" * 128, base_url=emulator.base_url) as wrong:

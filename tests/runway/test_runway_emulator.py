@@ -43,7 +43,7 @@ def test_wire_format_and_status_codes(emulator: RunwayEmulator) -> None:
         assert c.put(f"/v1/realtime_sessions/{sid}").status_code == 405
         assert "error" in c.get("/v1/unknown").json()
         bad = {
-            "unknown key": ({**PRESET, "livekit": {}}, "Unrecognized key: livekit"),
+            "unknown key": ({**PRESET, "instructions": "x"}, "Unrecognized key: instructions"),
             "too long": ({**PRESET, "maxDuration": 1801}, "Too big: expected number to be <=1800"),
             "bad model": ({**PRESET, "model": "gen4"}, "Invalid input"),
             "bad preset": (

@@ -125,7 +125,7 @@ async def test_full_lifecycle_with_tools_events_and_final_conversation(
     assert tool_turn.tool_calls[0]["arguments"] == {"order_id": "A1001"}
     assert tool_turn.tool_results[0]["result"] == answer.output
     assert result.recording_url
-    assert result.recording_url.endswith(".mp4")
+    assert ".mp4?expires=" in result.recording_url
     assert result.tool_calls[0].output == answer.output
     assert of(events, "ended")[0].outcome == "completed"
 

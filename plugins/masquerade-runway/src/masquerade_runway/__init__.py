@@ -39,6 +39,7 @@ from ._errors import (
     RunwayServerError,
     RunwayTimeout,
 )
+from ._integration import ElevenLabsIntegration, LiveKitIntegration
 from ._messages import MessageTranslator, TranscriptAccumulator
 from ._models import (
     Avatar,
@@ -69,6 +70,8 @@ __all__ = [
     "END_CALL",
     "WORKER_PREFIX",
     "build_session_body",
+    "LiveKitIntegration",
+    "ElevenLabsIntegration",
     # room seam
     "Room",
     "RoomError",

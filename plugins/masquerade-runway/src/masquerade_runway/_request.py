@@ -9,6 +9,8 @@ from typing import Any
 
 from masquerade import ConfigurationError, SessionRequest
 
+from ._integration import ElevenLabsIntegration, LiveKitIntegration, parse_integration
+
 __all__ = [
     "PRESET_AVATARS",
     "MAX_DURATION_LIMIT",
@@ -17,6 +19,7 @@ __all__ = [
     "KNOWN_OPTIONS",
     "build_session_body",
     "avatar_body",
+    "session_integration",
 ]
 
 logger = logging.getLogger("masquerade.runway")
@@ -51,6 +54,8 @@ KNOWN_OPTIONS: Mapping[str, str] = {
     "events); only follow the session's status",
     "avatar_type": "'preset' or 'custom': how to read `avatar` (default: preset ids are "
     "presets, anything else is a custom avatar id)",
+    "integration": "a LiveKitIntegration or ElevenLabsIntegration (or its mapping): your own "
+    "agent speaks through the avatar; no tools, no backend",
 }
 
 
@@ -74,6 +79,14 @@ def avatar_body(avatar: str | None, avatar_type: str | None = None) -> dict[str,
     if avatar_type == "preset" or (avatar_type is None and avatar in PRESET_AVATARS):
         return {"type": "runway-preset", "presetId": avatar}
     return {"type": "custom", "avatarId": avatar}
+
+
+def session_integration(
+    request: SessionRequest,
+) -> LiveKitIntegration | ElevenLabsIntegration | None:
+    """The request's ``options["integration"]`` as a model (``None`` when not given)."""
+    value = request.options.get("integration")
+    return None if value is None else parse_integration(value)
 
 
 def build_session_body(
@@ -115,6 +128,15 @@ def build_session_body(
         body["personality"] = request.personality
     if request.start_script is not None:
         body["startScript"] = request.start_script
+    integration = session_integration(request)
+    if integration is not None:
+        if tools:
+            raise ConfigurationError(
+                f"this session has tools and an {integration.type} integration",
+                hint="with an integration your own agent owns the conversation: give the "
+                "tools to your agent, not to the Runway session",
+            )
+        body["integration"] = integration.to_wire()
     if tools:
         if len(tools) > MAX_TOOLS:
             raise ConfigurationError(

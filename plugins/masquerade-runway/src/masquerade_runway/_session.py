@@ -36,8 +36,10 @@ from masquerade.provider import ProvisioningState
 from ._client import RunwayClient
 from ._emulator_room import EmulatorRoom
 from ._errors import RunwayError, RunwayNotFound, RunwayProtocolError
+from ._integration import LiveKitIntegration
 from ._messages import MessageTranslator
 from ._models import AvatarConversation, RealtimeSession, RoomCredentials
+from ._request import session_integration
 from ._room import DataMessage, Room, RoomError, RpcFailure, RpcInvocation
 
 if TYPE_CHECKING:
@@ -192,8 +194,10 @@ class RunwaySession:
         self.request = request
         self.tools = [dict(t) for t in tools]
         options = request.options
+        self.integration = session_integration(request)
         self.consume = bool(options.get("consume", False))
-        self.backend = bool(options.get("backend", True))
+        # With an integration your own agent owns the conversation: nothing to answer.
+        self.backend = bool(options.get("backend", self.integration is None))
         self.room_kind: str | None = options.get("room") or provider.room
         self.status: RealtimeSession | None = None
         self._session_key: SecretStr | None = None
@@ -245,6 +249,18 @@ class RunwaySession:
 
     async def join_credentials(self) -> JoinCredentials | None:
         if self._credentials is not None:
+            return self._credentials
+        if isinstance(self.integration, LiveKitIntegration):
+            # The frontend joins your own LiveKit room, where the avatar publishes (the
+            # session may already be RUNNING: the avatar joins that room by itself).
+            public = {
+                "sessionId": self.id,
+                "url": self.integration.url,
+                "roomName": self.integration.room_name,
+            }
+            self._credentials = JoinCredentials(
+                provider="runway", kind="integration", public=public
+            )
             return self._credentials
         key = self._session_key
         if key is None and self.resumed:

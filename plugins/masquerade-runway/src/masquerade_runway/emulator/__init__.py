@@ -38,6 +38,7 @@ client to use :class:`~masquerade_runway.EmulatorRoom`.
 
 from __future__ import annotations
 
+from ._core import Account
 from ._faults import Fault, RecordedRequest
 from ._script import (
     DEFAULT_SCRIPT,
@@ -60,6 +61,7 @@ __all__ = [
     "RunwayEmulator",
     "serve",
     "SessionPlan",
+    "Account",
     "Fault",
     "RecordedRequest",
     "Step",

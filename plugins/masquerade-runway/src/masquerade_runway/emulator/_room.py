@@ -110,8 +110,12 @@ class Room:
                 await self.send(
                     other, {"type": "participant_joined", "identity": participant.identity}
                 )
-        self.emulator.start_running(self.session)
-        self.worker.maybe_start(participant)
+        session = self.session
+        if participant.kind == "frontend" or session.plan.frontend == "simulated":
+            # A frontend joining makes the session RUNNING; with a simulated user, the
+            # emulator plays the user, who joins when the backend arrives.
+            self.emulator.start_running(session)
+        self.worker.maybe_start()
         try:
             while True:
                 raw = await ws.receive_text()
@@ -145,7 +149,7 @@ class Room:
             return
         if kind == "register_rpc":
             participant.methods.add(str(message.get("method")))
-            self.worker.maybe_start(participant)
+            self.worker.maybe_start()
         elif kind == "publish_data":
             try:
                 payload = base64.b64decode(message.get("data") or "", validate=True)
@@ -193,6 +197,10 @@ class Room:
         self, request_id: str, method: str, payload: str, *, caller: str, timeout: float
     ) -> dict[str, Any]:
         target = next((p for p in self.participants.values() if method in p.methods), None)
+        if target is None and not any(p.kind == "backend" for p in self.participants.values()):
+            # No backend in the room: the call goes nowhere and times out, as with Runway.
+            await asyncio.sleep(timeout)
+            return {"error": {"code": RESPONSE_TIMEOUT, "message": "Response timeout"}}
         if target is None:
             return {
                 "error": {

@@ -144,9 +144,17 @@ class SessionPlan(BaseModel):
         practical_limit: a running session ends ``COMPLETED`` after this long, whatever its
             ``maxDuration`` (Runway cuts sessions near 300 s).
         finalize_delay: how long the conversation stays ``in_progress`` after the end.
-        start_on: when the worker starts the script: when a backend joined (``"backend"``)
-            or anyone joined (``"join"``); default: ``"backend"`` if the session has
-            ``backend_rpc`` tools, else ``"join"``.
+        ready_ttl: how long a ``READY`` session waits for someone to join
+            (``expiresAt``); then it ends ``FAILED`` (``SESSION_EXPIRED``).
+        recording_ttl: how long a conversation's ``recordingUrl`` works (Runway: 24-48 h).
+        frontend: who makes a session ``RUNNING`` (a frontend joining, as with Runway):
+            ``"simulated"`` (default) -- the emulator plays the user, who joins when the
+            backend joins (so a session with no browser runs); ``"real"`` -- only a
+            participant joining with ``consume``'s credentials.
+        start_on: when the worker starts the script: by default (``None``) when the
+            session becomes ``RUNNING`` (a frontend joined), after a backend in the room
+            registered its tools (or a second passed); ``"join"``: when anyone joins;
+            ``"backend"``: when a backend joined.
         step_delay: pause between script steps.
         script: this session's script, instead of the emulator's.
     """
@@ -162,6 +170,9 @@ class SessionPlan(BaseModel):
     fail_after: float = Field(default=0.0, ge=0)
     practical_limit: float = Field(default=300.0, gt=0)
     finalize_delay: float = Field(default=0.05, ge=0)
+    ready_ttl: float = Field(default=300.0, gt=0)
+    recording_ttl: float = Field(default=86400.0, gt=0)
+    frontend: Literal["simulated", "real"] = "simulated"
     start_on: Literal["backend", "join"] | None = None
     step_delay: float = Field(default=0.0, ge=0)
     script: list[Step] | None = None

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 import socket
@@ -18,7 +19,7 @@ import anyio
 import uvicorn
 
 from ._app import build_app
-from ._core import TERMINAL, Emulator, Fault, RecordedRequest
+from ._core import TERMINAL, Account, Emulator, Fault, RecordedRequest
 from ._script import OFFLINE_SCRIPT, SessionPlan, Step, load_script, parse_script
 
 if TYPE_CHECKING:
@@ -29,6 +30,15 @@ __all__ = ["RunwayEmulator", "serve"]
 logger = logging.getLogger("masquerade.runway.emulator")
 
 ScriptSource = str | Path | Iterable[Step | Mapping[str, Any]] | Mapping[str, Any]
+
+
+def _file_account(script: Any) -> Account | None:
+    data = script
+    if isinstance(script, str | Path):
+        data = json.loads(Path(script).read_text())
+    if isinstance(data, Mapping) and data.get("account") is not None:
+        return Account(**dict(data["account"]))
+    return None
 
 
 class RunwayEmulator:
@@ -54,6 +64,11 @@ class RunwayEmulator:
         host, port: where to listen (default: a free port on 127.0.0.1).
         plan: how sessions behave (a :class:`SessionPlan` or its fields as a dict);
             :meth:`plan_next` overrides it for the next sessions created.
+        account: the account's limits (an :class:`Account` or its fields:
+            ``concurrency``, ``daily``); a script file's ``"account"`` member sets them
+            too, so ``masquerade emulate runway --script FILE`` can. Change them later with
+            :meth:`set_account`.
+        avatar_processing: seconds a new custom avatar stays ``PROCESSING``.
     """
 
     def __init__(
@@ -64,11 +79,15 @@ class RunwayEmulator:
         host: str = "127.0.0.1",
         port: int = 0,
         plan: SessionPlan | Mapping[str, Any] | None = None,
+        account: Account | Mapping[str, Any] | None = None,
+        avatar_processing: float = 0.05,
     ) -> None:
         steps: list[Step] | None = None
         file_plan: SessionPlan | None = None
         if script is not None:
             steps, file_plan = load_script(script)
+            if account is None:
+                account = _file_account(script)
         if plan is None:
             plan = file_plan or SessionPlan()
         elif not isinstance(plan, SessionPlan):
@@ -77,6 +96,9 @@ class RunwayEmulator:
         self.host = host
         self.port = port
         self.core = Emulator(api_key=self._api_key, script=steps, plan=plan)
+        self.core.library.processing_delay = avatar_processing
+        if account is not None:
+            self.set_account(account)
         self._thread: threading.Thread | None = None
         self._server: uvicorn.Server | None = None
         self._ready = threading.Event()
@@ -246,6 +268,22 @@ class RunwayEmulator:
         with self.core.lock:
             self.core.book.faults.clear()
 
+    def set_account(
+        self, account: Account | Mapping[str, Any] | None = None, **fields: Any
+    ) -> None:
+        """Set the account's limits::
+
+            emulator.set_account(concurrency=2)   # a third session waits NOT_READY, queued
+            emulator.set_account(daily=10)        # the eleventh create today answers 429
+        """
+        if account is None:
+            account = Account(**fields)
+        elif not isinstance(account, Account):
+            account = Account(**dict(account))
+        with self.core.lock:
+            self.core.account = account
+            self.core.admit()
+
     def add_avatar(self, name: str, **fields: Any) -> str:
         """Add a custom avatar (``status``, ``personality``, ``voice``, ``avatar_id``);
         returns its id, usable as ``SessionRequest(avatar=...)``."""
@@ -297,11 +335,7 @@ class RunwayEmulator:
         """Every session created so far as ``GET /_emulator/sessions`` lists it: ``id``,
         ``status``, ``createdAt``, ``endedBy`` and ``toolCalls`` (each backend tool call's
         ``id``, ``name``, ``answers`` received and ``error``)."""
-        with self.core.lock:
-            sessions = list(self.core.sessions.values())
-            for found in sessions:
-                self.core.refresh(found)
-            return [found.inventory() for found in sessions]
+        return self.core.inventory()
 
     @property
     def session_ids(self) -> list[str]:

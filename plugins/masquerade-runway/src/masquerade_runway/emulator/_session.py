@@ -52,6 +52,8 @@ class EmulatedSession:
     script: list[Step]
     created: float  # monotonic
     created_wall: float
+    #: When the account's concurrency limit let it start provisioning (monotonic).
+    admitted: float | None = None
     status: str = "NOT_READY"
     queued: bool = False
     session_key: str | None = None
@@ -68,6 +70,7 @@ class EmulatedSession:
     finalize_at: float | None = None
     room: Room | None = None
     polls: int = 0
+    conversation_deleted: bool = False
     #: Backend tool calls by RPC request id, in call order.
     calls: dict[str, BackendCall] = field(default_factory=dict)
 
@@ -109,12 +112,6 @@ class EmulatedSession:
             "endedBy": self.ended_by,
             "toolCalls": [call.to_wire() for call in self.calls.values()],
         }
-
-    def avatar_wire(self) -> dict[str, Any]:
-        avatar = dict(self.body["avatar"])
-        if avatar.get("type") == "custom":
-            return {"type": "custom", "id": avatar.get("avatarId")}
-        return avatar
 
     def conversation_status(self, now: float) -> str:
         if self.status not in TERMINAL or (self.finalize_at is not None and now < self.finalize_at):

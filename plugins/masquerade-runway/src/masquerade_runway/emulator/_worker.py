@@ -25,7 +25,7 @@ from ._script import (
 from ._session import iso
 
 if TYPE_CHECKING:
-    from ._room import Participant, Room
+    from ._room import Room
 
 __all__ = ["ScriptedWorker"]
 
@@ -33,8 +33,9 @@ logger = logging.getLogger("masquerade.runway.emulator")
 
 
 class ScriptedWorker:
-    """The avatar of one room. It starts when the script's audience is there (see
-    :attr:`SessionPlan.start_on`) and stops when the room closes."""
+    """The avatar of one room. It starts when the script's audience is there (by default
+    when a frontend joined; see :attr:`SessionPlan.start_on`) and stops when the room
+    closes. With an ``integration`` it stays silent: your agent owns the conversation."""
 
     def __init__(self, room: Room) -> None:
         self.room = room
@@ -42,24 +43,31 @@ class ScriptedWorker:
         self.identity = f"worker:{room.session.id[:8]}"
         self.task: asyncio.Task[None] | None = None
         self.turns = {"user": 0, "assistant": 0}
+        self._waiting = False
 
-    def maybe_start(self, participant: Participant) -> None:
-        """Start the script if its audience is there (called on every join/registration)."""
+    def maybe_start(self) -> None:
+        """Start the script if its audience is there (called on every join, registration
+        and when the session starts running)."""
         if self.task is not None or self.room.closed:
             return
+        if self.session.body.get("integration"):
+            return  # your own agent owns the conversation: the avatar only renders it
+        start_on = self.session.plan.start_on
+        if start_on == "join":
+            self._start()
+            return
+        backends = [p for p in self.room.participants.values() if p.kind == "backend"]
+        if start_on is None and self.session.running_at is None:
+            return  # the avatar greets the user when a frontend joins
+        if start_on == "backend" and not backends:
+            return
         rpc_tools = {t["name"] for t in self.session.tools if t.get("type") == "backend_rpc"}
-        start_on = self.session.plan.start_on or ("backend" if rpc_tools else "join")
-        if start_on == "backend":
-            backends = [p for p in self.room.participants.values() if p.kind == "backend"]
-            if not backends:
-                return
-            if not any(rpc_tools <= p.methods for p in backends):
-                # Give the backend a moment to register its methods, then start anyway.
-                if participant.kind == "backend" and not participant.methods:
-                    loop = self.room.emulator.loop
-                    assert loop is not None
-                    loop.call_later(1.0, self._start_anyway)
-                return
+        if rpc_tools and backends and not any(rpc_tools <= p.methods for p in backends):
+            # Give the backend a moment to register its methods, then start anyway.
+            if not self._waiting:
+                self._waiting = True
+                self.room.emulator.later(1.0, self._start_anyway)
+            return
         self._start()
 
     def _start_anyway(self) -> None:
