@@ -50,6 +50,7 @@ __all__ = [
     "Integration",
     "parse_integration",
     "check_public_url",
+    "require_public_url",
 ]
 
 _SCHEMES = ("wss", "https")
@@ -96,7 +97,8 @@ class _IntegrationBase(BaseModel):
         return out
 
 
-def _public(value: str) -> str:
+def require_public_url(value: str) -> str:
+    """``value`` if :func:`check_public_url` finds nothing wrong, else ``ValueError``."""
     problem = check_public_url(value)
     if problem is not None:
         raise ValueError(problem)
@@ -121,7 +123,7 @@ class LiveKitIntegration(_IntegrationBase):
     room_name: str = Field(min_length=1)
     agent_identity: str | None = Field(default=None, min_length=1)
 
-    _url = field_validator("url")(_public)
+    _url = field_validator("url")(require_public_url)
 
     @field_validator("token")
     @classmethod
@@ -149,7 +151,7 @@ class ElevenLabsIntegration(_IntegrationBase):
     @classmethod
     def _signed_url(cls, value: SecretStr) -> SecretStr:
         url = value.get_secret_value()
-        _public(url)
+        require_public_url(url)
         register_secret(url)
         return value
 

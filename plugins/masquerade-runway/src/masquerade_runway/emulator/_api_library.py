@@ -6,8 +6,9 @@ from __future__ import annotations
 import email.message
 import email.parser
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["library_routes", "usage"]
 
+FoundT = TypeVar("FoundT", StoredAvatar, StoredDocument)
 USAGE_RANGE_DAYS = 90
 #: A 1x1 transparent PNG: every avatar's (processed) image in the emulator.
 PIXEL = bytes.fromhex(
@@ -87,18 +89,11 @@ def library_routes(emulator: Emulator) -> list[BaseRoute]:
     library = emulator.library
     base = emulator.public_url
 
-    def find_avatar(request: Request) -> StoredAvatar:
+    def find(request: Request, store: Mapping[str, FoundT], what: str) -> FoundT:
         with emulator.lock:
-            found = library.avatars.get(request.path_params["id"])
+            found = store.get(request.path_params["id"])
         if found is None:
-            raise ApiError("Avatar not found", 404)
-        return found
-
-    def find_document(request: Request) -> StoredDocument:
-        with emulator.lock:
-            found = library.documents.get(request.path_params["id"])
-        if found is None:
-            raise ApiError("Document not found", 404)
+            raise ApiError(f"{what} not found", 404)
         return found
 
     def check_references(fields: dict[str, Any]) -> None:
@@ -121,7 +116,7 @@ def library_routes(emulator: Emulator) -> list[BaseRoute]:
         return page([library.avatar_wire(a, base) for a in found], request)
 
     async def avatar(request: Request) -> Response:
-        found = find_avatar(request)
+        found = find(request, library.avatars, "Avatar")
         if request.method == "DELETE":
             with emulator.lock:
                 library.avatars.pop(found.id, None)
@@ -163,7 +158,7 @@ def library_routes(emulator: Emulator) -> list[BaseRoute]:
         return page([library.document_wire(d, base, content=False) for d in found], request)
 
     async def document(request: Request) -> Response:
-        found = find_document(request)
+        found = find(request, library.documents, "Document")
         if request.method == "DELETE":
             library.delete_document(found.id)
             return Response(status_code=204)

@@ -11,11 +11,12 @@ and read as a LiveKit integration.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictFloat, StrictInt, field_validator, model_validator
 
-from .._integration import check_public_url
+from .._integration import require_public_url
 from .._request import PRESET_AVATARS
 from ._library import VOICE_PRESETS
 from ._validate import Strict, check_name
@@ -40,11 +41,13 @@ def _unique(kind: str, names: list[str]) -> None:
         raise ValueError(f"{kind} names must be unique: {', '.join(dupes)}")
 
 
-def _public_url(value: str) -> str:
-    problem = check_public_url(value)
-    if problem is not None:
-        raise ValueError(problem)
+def _one_of(value: str, options: Iterable[str]) -> str:
+    if value not in options:
+        raise ValueError("Invalid option: expected one of " + "|".join(f'"{o}"' for o in options))
     return value
+
+
+_public_url = require_public_url
 
 
 class PresetAvatar(Strict):
@@ -54,12 +57,7 @@ class PresetAvatar(Strict):
     @field_validator("presetId")
     @classmethod
     def _known(cls, value: str) -> str:
-        if value not in PRESET_AVATARS:
-            raise ValueError(
-                "Invalid option: expected one of "
-                + "|".join(f'"{p}"' for p in sorted(PRESET_AVATARS))
-            )
-        return value
+        return _one_of(value, sorted(PRESET_AVATARS))
 
 
 class CustomAvatar(Strict):
@@ -242,11 +240,7 @@ class PresetVoice(Strict):
     @field_validator("presetId")
     @classmethod
     def _known(cls, value: str) -> str:
-        if value not in VOICE_PRESETS:
-            raise ValueError(
-                "Invalid option: expected one of " + "|".join(f'"{v}"' for v in VOICE_PRESETS)
-            )
-        return value
+        return _one_of(value, VOICE_PRESETS)
 
 
 class CustomVoice(Strict):

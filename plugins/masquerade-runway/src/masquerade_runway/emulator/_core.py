@@ -205,34 +205,34 @@ class Emulator:
         if room is not None:
             self.spawn(room.close())
 
+    def _call_on_loop(self, callback: Callable[..., object], *args: Any) -> bool:
+        """Run ``callback(*args)`` on the emulator's loop: now when called from it, else
+        soon (from any thread). False when the loop is not running."""
+        loop = self.loop
+        if loop is None:
+            return False
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            callback(*args)
+        else:
+            loop.call_soon_threadsafe(callback, *args)
+        return True
+
     def later(self, delay: float, callback: Callable[..., object], *args: Any) -> None:
         """Call ``callback(*args)`` on the emulator's loop after ``delay`` seconds (from
         any thread)."""
         loop = self.loop
-        if loop is None:
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            loop.call_later(delay, callback, *args)
-        else:
-            loop.call_soon_threadsafe(loop.call_later, delay, callback, *args)
+        if loop is not None:
+            self._call_on_loop(loop.call_later, delay, callback, *args)
 
     def spawn(self, coro: Any) -> None:
+        """Run the coroutine ``coro`` as a task on the emulator's loop (from any thread)."""
         loop = self.loop
-        if loop is None:
+        if loop is None or not self._call_on_loop(loop.create_task, coro):
             coro.close()
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            loop.create_task(coro)
-        else:
-            asyncio.run_coroutine_threadsafe(coro, loop)
 
     def issue_token(self, session: EmulatedSession, kind: Literal["backend", "frontend"]) -> str:
         token = "emu_lk_" + secrets.token_hex(24)
