@@ -87,7 +87,7 @@ async def test_c03_on_event_callback_is_isolated_like_a_plugin(
         callback: Any) -> None:
     runway.plan_next(script=[{"tool": "lookup_order", "args": {"order_id": "A1"}},
                              {"say": "hi"}, HANGUP])
-    run = await run_session(request(hook_timeout=0.3), runway_provider, poller=poller,
+    run = await run_session(request(hook_timeout=0.1), runway_provider, poller=poller,
                             on_event=callback)
     check_runway(run, runway)
     assert run.result.outcome == "completed"
@@ -119,9 +119,9 @@ async def test_c04_concurrent_publishers_all_resume(
             tg.start_soon(publisher, 2)
             await wait_for(lambda: stalled._sub is not None and len(stalled._sub.buffer) >= 10)
             assert published == []  # both wait for the reader
-            async for _event in stalled:
-                if len(published) == 2 and not stalled._sub.buffer:  # type: ignore[union-attr]
-                    break
+            while len(published) < 2:  # read until both publishers are through
+                with anyio.move_on_after(0.05):
+                    await stalled.__anext__()
         await stalled.aclose()
         session.end()
 

@@ -17,7 +17,7 @@ from masquerade_openai import OpenAIRealtimeProvider
 from masquerade_openai.emulator import OpenAIRealtimeEmulator
 
 from .harness import Run, check_openai, run_session, wait_for
-from .tools import hanging_tool, lookup_order
+from .tools import hanging_tool, lookup_order, quick_lookup
 
 pytestmark = pytest.mark.anyio
 
@@ -137,8 +137,8 @@ class HangingWrapper:
 async def test_o06_hanging_tool_invoke_wrapper_is_bounded_per_call(
         openai: OpenAIRealtimeEmulator, openai_provider: OpenAIRealtimeProvider,
         poller: Poller) -> None:
-    run = await go(openai_provider, poller, say('call lookup_order {"order_id": "A1"}'),
-                   request(hook_timeout=0.3), HangingWrapper())
+    run = await go(openai_provider, poller, say('call quick_lookup {"order_id": "A1"}'),
+                   request(hook_timeout=0.3, tools=[quick_lookup]), HangingWrapper())
     check_openai(run, openai)
     assert [r.error_type for r in run.result.tool_calls] == ["timeout"]
 

@@ -41,3 +41,13 @@ async def hanging_tool(order_id: str) -> str:
     """
     await anyio.sleep_forever()
     return order_id
+
+
+@tool(timeout=0.3)
+async def quick_lookup(order_id: str) -> str:
+    """Answer at once (a short timeout, for scenarios that wait for it).
+
+    Args:
+        order_id: The order number.
+    """
+    return order_id
