@@ -398,7 +398,8 @@ class RunwaySession:
         deadline = anyio.current_time() + budget * 0.9
         probe = min(2.0, budget * 0.15)
         room, self._room = self._room, None
-        sent_end_call = False
+        sent_end_call = ended = False
+        grace = min(self.provider.end_grace, budget * 0.4)
         if room is not None:
             if room.connected and not await self._known_terminal(refresh=False):
                 with anyio.move_on_after(probe):
@@ -407,13 +408,16 @@ class RunwaySession:
                         sent_end_call = True
                     except RoomError as exc:
                         logger.info("END_CALL for session %s failed: %s", self.id, exc)
+            if sent_end_call:
+                # Leave the room only once Runway recorded the end: closing the connection
+                # at once could drop END_CALL on its way (and an unread socket resets).
+                ended = await self._wait_terminal(grace)
             with anyio.CancelScope(shield=True) as scope:
                 scope.deadline = anyio.current_time() + probe
                 await room.disconnect()
         if sent_end_call:
             self.ended_with = "end_call"
-            grace = min(self.provider.end_grace, budget * 0.4)
-            if await self._wait_terminal(grace):
+            if ended:
                 return
             logger.warning(
                 "session %s did not end within %.1fs of END_CALL; cancelling it", self.id, grace
