@@ -57,6 +57,6 @@ def test_a_worker_declared_dead_stops_at_its_next_heartbeat(postgres_url: str) -
         assert worker.process is not None
         wait_until(lambda: worker.process is not None and worker.process.poll() is not None)
         assert worker.process.returncode == 70
-        assert "declared dead" in worker.log()
+        assert worker.logged("declared dead"), worker.log()
     finally:
         worker.stop()

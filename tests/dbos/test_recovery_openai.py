@@ -70,7 +70,7 @@ async def test_a_lost_sip_call_is_reattached_by_its_call_id(
                 final = await run.result()
             assert final.call is not None and final.call.outcome == "completed"
             assert list(emulator.calls) == [call_id]  # no second call was placed
-            assert "re-attaching node answer" in b.log()
+            assert b.logged("re-attaching node answer"), b.log()
         finally:
             a.stop()
             b.stop()

@@ -105,7 +105,7 @@ async def test_a_worker_killed_mid_call_is_not_restarted_another_one_reattaches(
             counts = check_marks(marks_file, runs, [f"r{i}" for i in range(4)])
             # the interrupted calls were re-attached, not placed again
             assert sum(counts[f"r{i}:call"] for i in range(4)) == 4 + len(on_a)
-            assert "re-attaching node call" in b.log()
+            assert b.logged("re-attaching node call"), b.log()
         finally:
             a.stop()
             b.stop()
@@ -199,7 +199,7 @@ async def test_a_crash_after_the_call_ended_before_the_next_node(
                 assert said[-1:] == ["Bye"]
             counts = check_marks(marks_file, runs, ["r0", "r1"])
             assert counts["tool:1"] == 2  # answered once per call, never again
-            assert "re-attaching node call" in b.log()
+            assert b.logged("re-attaching node call"), b.log()
         finally:
             a.stop()
             b.stop()

@@ -52,7 +52,7 @@ async def test_a_killed_worker_s_runs_finish_elsewhere_without_rerunning_done_no
             # interrupted mid-node on the dead worker: that node runs again, once
             assert counts[f"r{i}:during"] == (2 if first[run.id] == "worker-a" else 1)
             assert counts[f"r{i}:after"] == 1
-        assert "recovered by worker-b" in b.log()
+        assert b.logged("recovered by worker-b"), b.log()
     finally:
         a.stop()
         b.stop()
@@ -108,7 +108,7 @@ async def test_a_drain_that_runs_out_of_time_hands_the_run_back(
         counts = Counter(marks(marks_file))
         assert sum(counts[f"r{i}:before"] for i in range(2)) == 2
         assert sum(counts[f"r{i}:during"] for i in range(2)) == 2 + len(held)
-        assert "handing them back" in a.log()
+        assert a.logged("handing them back"), a.log()
     finally:
         a.stop()
         b.stop()

@@ -93,6 +93,15 @@ class WorkerProcess:
     def log(self) -> str:
         return "\n".join(self.output)
 
+    def logged(self, text: str, timeout: float = 30.0) -> bool:
+        """Whether the worker printed ``text`` (its output is read by a thread: wait)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
 
 def wait_until(predicate, timeout: float = 60.0, interval: float = 0.05) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
