@@ -182,3 +182,30 @@ async def test_c06_unended_session_sets_the_span_status(
     assert span.attributes is not None
     assert span.attributes["masquerade.session.provider_ended"] is False
     await runway_provider.client().delete_realtime_session(run.result.provider_session_id)
+
+
+class HangingCreate:
+    """A ``masquerade_session_create`` wrapper that never lets the create finish."""
+
+    @hookimpl(wrapper=True)
+    def masquerade_session_create(self, request: SessionRequest) -> Any:
+        inner = yield
+
+        async def hang() -> Any:
+            if hasattr(inner, "close"):
+                inner.close()  # the provider's create never starts
+            await anyio.sleep_forever()
+
+        return hang()
+
+
+async def test_c07_hanging_session_create_wrapper_is_bounded_by_provisioning_timeout(
+        runway: RunwayEmulator, runway_provider: RunwayProvider, poller: Poller) -> None:
+    before = set(runway.session_ids)
+    run = await run_session(request(provisioning_timeout=0.3), runway_provider, HangingCreate(),
+                            poller=poller, bound=10.0)
+    check_runway(run, runway)
+    assert run.result.outcome == "failed"
+    assert run.result.provider_session_id is None and run.result.provider_ended is None
+    assert "provisioning" in (run.result.failure or "")
+    assert set(runway.session_ids) == before  # nothing was created, nothing left running
