@@ -14,7 +14,11 @@
 The pieces, usable on their own:
 
 * :class:`RunwayProvider` -- the provider (``tool_dialect = "runway"``);
-* :class:`RunwayClient` -- the async REST client (retries, typed errors);
+* :class:`RunwayClient` -- the async REST client (retries, typed errors), with custom
+  avatars, knowledge documents, uploads and conversations as ``client.avatars``,
+  ``client.documents``, ``client.uploads``, ``client.conversations``;
+* :class:`LiveKitIntegration`, :class:`ElevenLabsIntegration` -- your own agent speaking
+  through the avatar (``options={"integration": ...}``);
 * :class:`Room`, :class:`LiveKitRoom`, :class:`EmulatorRoom` -- the room seam;
 * :mod:`masquerade_runway.emulator` -- the loopback emulator (``RunwayEmulator``).
 """
@@ -45,13 +49,20 @@ from ._models import (
     Avatar,
     AvatarConversation,
     AvatarConversationSummary,
+    AvatarUsage,
     ConversationTurn,
+    CustomVoice,
+    Document,
+    DocumentUser,
     Page,
+    PresetVoice,
     RealtimeSession,
     RoomCredentials,
+    UsageDay,
 )
 from ._provider import RunwayProvider
 from ._request import MAX_DURATION_LIMIT, PRACTICAL_DURATION, PRESET_AVATARS, build_session_body
+from ._resources import UNSET, AvatarsAPI, ConversationsAPI, DocumentsAPI, UploadsAPI
 from ._room import DataMessage, Room, RoomError, RpcFailure, RpcInvocation
 from ._session import END_CALL, WORKER_PREFIX, RunwaySession
 
@@ -62,6 +73,11 @@ __all__ = [
     "RunwayProvider",
     "RunwaySession",
     "RunwayClient",
+    "AvatarsAPI",
+    "DocumentsAPI",
+    "UploadsAPI",
+    "ConversationsAPI",
+    "UNSET",
     "DEFAULT_BASE_URL",
     "API_VERSION",
     "PRESET_AVATARS",
@@ -89,6 +105,12 @@ __all__ = [
     "AvatarConversationSummary",
     "ConversationTurn",
     "Avatar",
+    "Document",
+    "DocumentUser",
+    "AvatarUsage",
+    "UsageDay",
+    "PresetVoice",
+    "CustomVoice",
     "Page",
     # errors
     "RunwayError",

@@ -57,6 +57,7 @@ from ._models import (
     RealtimeSession,
     RoomCredentials,
 )
+from ._resources import AvatarsAPI, ConversationsAPI, DocumentsAPI, UploadsAPI
 
 __all__ = ["RunwayClient", "DEFAULT_BASE_URL", "API_VERSION"]
 
@@ -141,6 +142,15 @@ class RunwayClient:
         self._gate: anyio.Semaphore | None = None
         #: Requests sent (including retries), for tests and benchmarks.
         self.requests_sent = 0
+        #: Custom avatars and their usage (:class:`~masquerade_runway.AvatarsAPI`).
+        self.avatars = AvatarsAPI(self)
+        #: Knowledge documents (:class:`~masquerade_runway.DocumentsAPI`).
+        self.documents = DocumentsAPI(self)
+        #: File uploads (:class:`~masquerade_runway.UploadsAPI`).
+        self.uploads = UploadsAPI(self)
+        #: Conversations, their deletion and recordings
+        #: (:class:`~masquerade_runway.ConversationsAPI`).
+        self.conversations = ConversationsAPI(self)
 
     def __repr__(self) -> str:
         return f"<RunwayClient base_url={self.base_url!r}>"
@@ -162,6 +172,12 @@ class RunwayClient:
                 headers={"User-Agent": "masquerade-runway"},
             )
         return self._http
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The underlying connection pool (for requests outside the API, e.g. a recording
+        download: they carry no API key)."""
+        return self._client()
 
     async def aclose(self) -> None:
         """Close the connection pool (the client can be used again afterwards)."""
@@ -305,8 +321,21 @@ class RunwayClient:
     async def _get_model(
         self, model: type[ModelT], path: str, params: Mapping[str, Any] | None = None
     ) -> ModelT:
-        response = await self.request("GET", path, params=params)
-        return _parse(model, response, "GET", path)
+        return await self.send_model(model, "GET", path, params=params)
+
+    async def send_model(
+        self,
+        model: type[ModelT],
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        params: Mapping[str, Any] | None = None,
+        resend: bool = True,
+    ) -> ModelT:
+        """Send one request (see :meth:`request`) and parse the answer as ``model``."""
+        response = await self.request(method, path, json=body, params=params, resend=resend)
+        return _parse(model, response, method, path)
 
     # ------------------------------------------------------------------ realtime sessions
     async def create_realtime_session(self, body: Mapping[str, Any]) -> str:
@@ -392,25 +421,16 @@ class RunwayClient:
 
     # ------------------------------------------------------------------ avatars
     async def retrieve_avatar(self, avatar_id: str) -> Avatar:
-        """``GET /v1/avatars/{id}``."""
-        return await self._get_model(Avatar, f"/v1/avatars/{avatar_id}")
+        """``GET /v1/avatars/{id}`` (as ``client.avatars.retrieve``)."""
+        return await self.avatars.retrieve(avatar_id)
 
     async def list_avatars(self, *, limit: int = 20, cursor: str | None = None) -> Page[Avatar]:
-        """One page of ``GET /v1/avatars``."""
-        return await self._get_model(
-            Page[Avatar], "/v1/avatars", {"limit": limit, "cursor": cursor}
-        )
+        """One page of ``GET /v1/avatars`` (as ``client.avatars.list``)."""
+        return await self.avatars.list(limit=limit, cursor=cursor)
 
-    async def iter_avatars(self, *, limit: int = 20) -> AsyncIterator[Avatar]:
-        """Every custom avatar, page after page."""
-        cursor: str | None = None
-        while True:
-            page = await self.list_avatars(limit=limit, cursor=cursor)
-            for item in page.data:
-                yield item
-            if not page.next_cursor:
-                return
-            cursor = page.next_cursor
+    def iter_avatars(self, *, limit: int = 20) -> AsyncIterator[Avatar]:
+        """Every custom avatar, page after page (as ``client.avatars.iter``)."""
+        return self.avatars.iter(limit=limit)
 
 
 def _retry_after(headers: httpx.Headers) -> float | None:

@@ -9,7 +9,7 @@ from Runway never breaks a session. Secrets
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic.alias_generators import to_camel
@@ -23,6 +23,12 @@ __all__ = [
     "AvatarConversation",
     "AvatarConversationSummary",
     "Avatar",
+    "Document",
+    "DocumentUser",
+    "AvatarUsage",
+    "UsageDay",
+    "PresetVoice",
+    "CustomVoice",
     "Page",
     "SESSION_STATUSES",
     "TERMINAL_STATUSES",
@@ -141,6 +147,57 @@ class Avatar(_Wire):
     created_at: str | None = None
     updated_at: str | None = None
     failure_reason: str | None = None
+
+
+class DocumentUser(_Wire):
+    """An avatar a knowledge document is attached to."""
+
+    id: str
+    name: str | None = None
+    image_url: str | None = None
+
+
+class Document(_Wire):
+    """A knowledge document (``GET /v1/documents/{id}``); list items have no ``content``."""
+
+    id: str
+    name: str | None = None
+    type: str | None = None
+    content: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    used_by: list[DocumentUser] = Field(default_factory=list)
+
+
+class UsageDay(_Wire):
+    """One UTC day of :class:`AvatarUsage`."""
+
+    date: str
+    seconds: int = 0
+    sessions: int = 0
+
+
+class AvatarUsage(_Wire):
+    """``GET /v1/avatar_usage``: conversations started in a date range and their seconds."""
+
+    total_sessions: int = 0
+    total_seconds: int = 0
+    avg_duration_seconds: int = 0
+    by_day: list[UsageDay] = Field(default_factory=list)
+
+
+class PresetVoice(_Wire):
+    """One of Runway's preset voices (``clara``, ``leo``...) for a custom avatar."""
+
+    type: Literal["runway-live-preset"] = "runway-live-preset"
+    preset_id: str
+
+
+class CustomVoice(_Wire):
+    """A custom voice (created with Runway's voices API) for a custom avatar."""
+
+    type: Literal["custom"] = "custom"
+    id: str
 
 
 ItemT = TypeVar("ItemT", bound=BaseModel)

@@ -1,0 +1,264 @@
+"""``masquerade runway ...``: custom avatars, knowledge documents and conversations from a
+shell (the ``runway`` plugin offers it through ``masquerade_register_commands``).
+
+Reads ``RUNWAYML_API_SECRET`` and ``RUNWAYML_BASE_URL`` like the provider. Lists print
+one line per item (``id  status  name``) or, with ``--json``, the API's objects; ``create``
+prints the new id alone, so a script can keep it::
+
+    DOC=$(masquerade runway documents create --name FAQ --file faq.md)
+    AVATAR=$(masquerade runway avatars create --name Ada --image ada.png --voice clara \\
+             --personality "You are Ada." --document "$DOC" --wait)
+    masquerade runway conversations download SESSION_ID call.mp4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from ._client import RunwayClient
+
+HELP = "Runway custom avatars, knowledge documents and conversations"
+
+Action = Callable[["RunwayClient", argparse.Namespace], Awaitable[int]]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--base-url", help="the API base (default: RUNWAYML_BASE_URL, else Runway's)"
+    )
+    resources = parser.add_subparsers(dest="resource", metavar="RESOURCE", required=True)
+
+    avatars = _command(resources, "avatars", "custom avatars").add_subparsers(
+        dest="action", metavar="ACTION", required=True
+    )
+    listing = _command(avatars, "list", "list custom avatars")
+    listing.add_argument("--json", action="store_true", help="print the API's objects")
+    listing.set_defaults(_action=_avatars_list)
+    get = _command(avatars, "get", "one avatar, as JSON")
+    get.add_argument("avatar_id")
+    get.set_defaults(_action=_avatars_get)
+    create = _command(avatars, "create", "create an avatar; prints its id")
+    create.add_argument("--name", required=True)
+    create.add_argument("--personality", required=True, help="what the avatar is told")
+    create.add_argument(
+        "--image", required=True, help="reference image: a file (uploaded) or an https URL"
+    )
+    create.add_argument("--voice", required=True, help="a preset voice (clara, leo...)")
+    create.add_argument("--custom-voice", action="store_true", help="--voice is a voice id")
+    create.add_argument("--start-script", help="the opening line")
+    create.add_argument(
+        "--document", action="append", default=[], help="a document id to attach (repeat)"
+    )
+    create.add_argument("--wait", action="store_true", help="wait until it is READY")
+    create.set_defaults(_action=_avatars_create)
+    update = _command(avatars, "update", "change an avatar; prints it as JSON")
+    update.add_argument("avatar_id")
+    update.add_argument("--name")
+    update.add_argument("--personality")
+    update.add_argument("--image", help="a new reference image (file or https URL)")
+    update.add_argument("--voice", help="a preset voice")
+    update.add_argument("--start-script")
+    update.add_argument(
+        "--document", action="append", help="the attached documents, replacing all (repeat)"
+    )
+    update.set_defaults(_action=_avatars_update)
+    delete = _command(avatars, "delete", "delete avatars")
+    delete.add_argument("avatar_ids", nargs="+", metavar="avatar_id")
+    delete.set_defaults(_action=_avatars_delete)
+    usage = _command(avatars, "usage", "conversations and seconds per day, as JSON")
+    usage.add_argument("--start", required=True, help="first day (YYYY-MM-DD)")
+    usage.add_argument("--end", required=True, help="day after the last (at most 90 days)")
+    usage.set_defaults(_action=_avatars_usage)
+
+    documents = _command(resources, "documents", "knowledge documents").add_subparsers(
+        dest="action", metavar="ACTION", required=True
+    )
+    listing = _command(documents, "list", "list documents")
+    listing.add_argument("--json", action="store_true", help="print the API's objects")
+    listing.set_defaults(_action=_documents_list)
+    get = _command(documents, "get", "one document with its content, as JSON")
+    get.add_argument("document_id")
+    get.set_defaults(_action=_documents_get)
+    create = _command(documents, "create", "create a document; prints its id")
+    create.add_argument("--name", required=True)
+    create.add_argument("--file", required=True, help="markdown or text file ('-': stdin)")
+    create.set_defaults(_action=_documents_create)
+    update = _command(documents, "update", "rename a document or replace its content")
+    update.add_argument("document_id")
+    update.add_argument("--name")
+    update.add_argument("--file", help="new content ('-': stdin)")
+    update.set_defaults(_action=_documents_update)
+    delete = _command(documents, "delete", "delete documents (detached from avatars)")
+    delete.add_argument("document_ids", nargs="+", metavar="document_id")
+    delete.set_defaults(_action=_documents_delete)
+
+    conversations = _command(
+        resources, "conversations", "conversations (one per session)"
+    ).add_subparsers(dest="action", metavar="ACTION", required=True)
+    download = _command(conversations, "download", "save a conversation's recording")
+    download.add_argument("session_id")
+    download.add_argument("path", help="where to write the recording")
+    download.set_defaults(_action=_conversations_download)
+    delete = _command(
+        conversations, "delete", "erase conversations: transcript and recording"
+    )
+    delete.add_argument("session_ids", nargs="+", metavar="session_id")
+    delete.set_defaults(_action=_conversations_delete)
+
+
+def _command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, text: str
+) -> argparse.ArgumentParser:
+    return commands.add_parser(name, help=text, description=text[:1].upper() + text[1:] + ".")
+
+
+def run(args: argparse.Namespace) -> int:
+    import anyio
+
+    from ._client import RunwayClient
+
+    action: Action = args._action
+
+    async def main() -> int:
+        async with RunwayClient(base_url=args.base_url) as client:
+            return await action(client, args)
+
+    return anyio.run(main)
+
+
+# ---------------------------------------------------------------- output
+def _print_json(value: BaseModel | Sequence[BaseModel]) -> None:
+    if not isinstance(value, BaseModel):
+        data: Any = [item.model_dump(mode="json", by_alias=True) for item in value]
+    else:
+        data = value.model_dump(mode="json", by_alias=True)
+    print(json.dumps(data, indent=2))
+
+
+def _print_rows(rows: list[tuple[str, ...]]) -> None:
+    for row in rows:
+        print("  ".join(cell or "-" for cell in row))
+
+
+def _read(path: str) -> str:
+    return sys.stdin.read() if path == "-" else Path(path).read_text()
+
+
+def _image(value: str) -> str | Path:
+    return value if value.startswith(("https://", "runway://", "data:")) else Path(value)
+
+
+# ---------------------------------------------------------------- avatars
+async def _avatars_list(client: RunwayClient, args: argparse.Namespace) -> int:
+    avatars = [a async for a in client.avatars.iter(limit=100)]
+    if args.json:
+        _print_json(avatars)
+    else:
+        _print_rows([(a.id, a.status or "", a.name or "") for a in avatars])
+    return 0
+
+
+async def _avatars_get(client: RunwayClient, args: argparse.Namespace) -> int:
+    _print_json(await client.avatars.retrieve(args.avatar_id))
+    return 0
+
+
+async def _avatars_create(client: RunwayClient, args: argparse.Namespace) -> int:
+    from ._models import CustomVoice
+
+    avatar = await client.avatars.create(
+        name=args.name,
+        personality=args.personality,
+        reference_image=_image(args.image),
+        voice=CustomVoice(id=args.voice) if args.custom_voice else args.voice,
+        document_ids=args.document or None,
+        start_script=args.start_script,
+    )
+    if args.wait:
+        await client.avatars.wait_ready(avatar.id)
+    print(avatar.id)
+    return 0
+
+
+async def _avatars_update(client: RunwayClient, args: argparse.Namespace) -> int:
+    changes: dict[str, Any] = {}
+    for name in ("name", "personality", "voice", "start_script"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
+    if args.image is not None:
+        changes["reference_image"] = _image(args.image)
+    if args.document is not None:
+        changes["document_ids"] = args.document
+    _print_json(await client.avatars.update(args.avatar_id, **changes))
+    return 0
+
+
+async def _avatars_delete(client: RunwayClient, args: argparse.Namespace) -> int:
+    for avatar_id in args.avatar_ids:
+        await client.avatars.delete(avatar_id)
+        print(f"deleted {avatar_id}")
+    return 0
+
+
+async def _avatars_usage(client: RunwayClient, args: argparse.Namespace) -> int:
+    _print_json(await client.avatars.usage(start_date=args.start, end_date=args.end))
+    return 0
+
+
+# ---------------------------------------------------------------- documents
+async def _documents_list(client: RunwayClient, args: argparse.Namespace) -> int:
+    documents = [d async for d in client.documents.iter(limit=100)]
+    if args.json:
+        _print_json(documents)
+    else:
+        _print_rows(
+            [(d.id, ",".join(u.name or u.id for u in d.used_by), d.name or "") for d in documents]
+        )
+    return 0
+
+
+async def _documents_get(client: RunwayClient, args: argparse.Namespace) -> int:
+    _print_json(await client.documents.retrieve(args.document_id))
+    return 0
+
+
+async def _documents_create(client: RunwayClient, args: argparse.Namespace) -> int:
+    document = await client.documents.create(name=args.name, content=_read(args.file))
+    print(document.id)
+    return 0
+
+
+async def _documents_update(client: RunwayClient, args: argparse.Namespace) -> int:
+    content = _read(args.file) if args.file is not None else None
+    await client.documents.update(args.document_id, name=args.name, content=content)
+    print(f"updated {args.document_id}")
+    return 0
+
+
+async def _documents_delete(client: RunwayClient, args: argparse.Namespace) -> int:
+    for document_id in args.document_ids:
+        await client.documents.delete(document_id)
+        print(f"deleted {document_id}")
+    return 0
+
+
+# ---------------------------------------------------------------- conversations
+async def _conversations_download(client: RunwayClient, args: argparse.Namespace) -> int:
+    size = await client.conversations.download_recording(args.session_id, args.path)
+    print(f"wrote {size} bytes to {args.path}")
+    return 0
+
+
+async def _conversations_delete(client: RunwayClient, args: argparse.Namespace) -> int:
+    for session_id in args.session_ids:
+        await client.conversations.delete(session_id)
+        print(f"deleted the conversation of {session_id}")
+    return 0
