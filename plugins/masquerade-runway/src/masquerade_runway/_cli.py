@@ -18,7 +18,7 @@ import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from pydantic import BaseModel
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 HELP = "Runway custom avatars, knowledge documents and conversations"
 
 Action = Callable[["RunwayClient", argparse.Namespace], Awaitable[int]]
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,15 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     resources = parser.add_subparsers(dest="resource", metavar="RESOURCE", required=True)
 
-    avatars = _command(resources, "avatars", "custom avatars").add_subparsers(
-        dest="action", metavar="ACTION", required=True
-    )
-    listing = _command(avatars, "list", "list custom avatars")
-    listing.add_argument("--json", action="store_true", help="print the API's objects")
-    listing.set_defaults(_action=_avatars_list)
-    get = _command(avatars, "get", "one avatar, as JSON")
-    get.add_argument("avatar_id")
-    get.set_defaults(_action=_avatars_get)
+    avatars = _resource(resources, "avatars", "custom avatars")
+    _list_and_get(avatars, "avatar", _avatars_list, _avatars_get)
     create = _command(avatars, "create", "create an avatar; prints its id")
     create.add_argument("--name", required=True)
     create.add_argument("--personality", required=True, help="what the avatar is told")
@@ -78,15 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     usage.add_argument("--end", required=True, help="day after the last (at most 90 days)")
     usage.set_defaults(_action=_avatars_usage)
 
-    documents = _command(resources, "documents", "knowledge documents").add_subparsers(
-        dest="action", metavar="ACTION", required=True
-    )
-    listing = _command(documents, "list", "list documents")
-    listing.add_argument("--json", action="store_true", help="print the API's objects")
-    listing.set_defaults(_action=_documents_list)
-    get = _command(documents, "get", "one document with its content, as JSON")
-    get.add_argument("document_id")
-    get.set_defaults(_action=_documents_get)
+    documents = _resource(resources, "documents", "knowledge documents")
+    _list_and_get(documents, "document", _documents_list, _documents_get)
     create = _command(documents, "create", "create a document; prints its id")
     create.add_argument("--name", required=True)
     create.add_argument("--file", required=True, help="markdown or text file ('-': stdin)")
@@ -100,9 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     delete.add_argument("document_ids", nargs="+", metavar="document_id")
     delete.set_defaults(_action=_documents_delete)
 
-    conversations = _command(
-        resources, "conversations", "conversations (one per session)"
-    ).add_subparsers(dest="action", metavar="ACTION", required=True)
+    conversations = _resource(resources, "conversations", "conversations (one per session)")
     download = _command(conversations, "download", "save a conversation's recording")
     download.add_argument("session_id")
     download.add_argument("path", help="where to write the recording")
@@ -114,10 +99,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     delete.set_defaults(_action=_conversations_delete)
 
 
-def _command(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, text: str
-) -> argparse.ArgumentParser:
+def _command(commands: Commands, name: str, text: str) -> argparse.ArgumentParser:
     return commands.add_parser(name, help=text, description=text[:1].upper() + text[1:] + ".")
+
+
+def _resource(resources: Commands, name: str, text: str) -> Commands:
+    return _command(resources, name, text).add_subparsers(
+        dest="action", metavar="ACTION", required=True
+    )
+
+
+def _list_and_get(commands: Commands, noun: str, listing: Action, get: Action) -> None:
+    parser = _command(commands, "list", f"list {noun}s, one per line (id, ..., name)")
+    parser.add_argument("--json", action="store_true", help="print the API's objects")
+    parser.set_defaults(_action=listing)
+    parser = _command(commands, "get", f"one {noun}, as JSON")
+    parser.add_argument(f"{noun}_id")
+    parser.set_defaults(_action=get)
 
 
 def run(args: argparse.Namespace) -> int:
