@@ -43,7 +43,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from .events import BaseEvent, ToolCall, ToolResult
-    from .provider import Provider, ProviderSession
+    from .provider import Emulator, Provider, ProviderSession
     from .session import Session, SessionRequest, SessionResult
     from .tools import Tool
 
@@ -127,6 +127,38 @@ def masquerade_register_commands(register: Callable[..., None]) -> None:
         @hookimpl
         def masquerade_register_commands(register):
             register("worker", add_arguments, run, help="run graph runs from a queue")
+    """
+
+
+@hookspec
+def masquerade_register_emulators(register: Callable[[Emulator], None]) -> None:
+    """Offer loopback emulators of providers to the command line.
+
+    Called like :func:`masquerade_register_providers`, when a command needs emulators:
+    ``masquerade emulate`` (lists and serves them), ``masquerade demo --provider NAME``
+    and the offline mode of ``masquerade run`` (they start the emulator in-process and
+    point the provider at it through its environment variables). Sessions never call it.
+
+    :param register: call it with each :class:`~masquerade.provider.Emulator`; its
+        ``name`` is the provider it stands in for.
+    :return: nothing (the return value is ignored).
+
+    Give ``serve`` as an import path so that registering costs no import of the
+    emulator's server. A plugin whose implementation raises is marked ``failed``; two
+    plugins offering an emulator for the same provider is an error reported on the
+    second one.
+
+    Example::
+
+        @hookimpl
+        def masquerade_register_emulators(register):
+            register(Emulator(
+                "runway",
+                "masquerade_runway.emulator:serve",
+                key_env="RUNWAYML_API_SECRET",
+                base_url_env="RUNWAYML_BASE_URL",
+                title="Runway",
+            ))
     """
 
 

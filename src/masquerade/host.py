@@ -43,7 +43,7 @@ from .session import Session
 from .tools import Tool, as_tool
 
 if TYPE_CHECKING:
-    from .provider import Provider, ProviderSession
+    from .provider import Emulator, Provider, ProviderSession
     from .session import SessionRequest, SessionResult
 
 __all__ = ["Host", "PluginInfo", "ENTRYPOINT_GROUP", "BUILTIN_PLUGINS"]
@@ -133,6 +133,7 @@ class Host:
         self._records: dict[str, PluginInfo] = {}
         self._providers: dict[str, Provider] = {}
         self._tools: dict[str, Tool] = {}
+        self._emulators: dict[str, Emulator] = {}
         self._collected = False
         # Observers are stored with the argument names they asked for, so the session's
         # hot path calls them directly instead of through pluggy's multicall (about 3x
@@ -310,9 +311,11 @@ class Host:
         self._collected = True
         providers: dict[str, Provider] = {}
         tools: dict[str, Tool] = {}
+        emulators: dict[str, Emulator] = {}
         for hook_name, kind, sink in (
             ("masquerade_register_providers", "provider", providers),
             ("masquerade_register_tools", "tool", tools),
+            ("masquerade_register_emulators", "emulator", emulators),
         ):
             caller = getattr(self.pm.hook, hook_name)
             for impl in reversed(caller.get_hookimpls()):
@@ -321,7 +324,7 @@ class Host:
                 def register(
                     obj: Any, _offered: dict[str, Any] = offered, _kind: str = kind
                 ) -> None:
-                    item = obj if _kind == "provider" else as_tool(obj)
+                    item = as_tool(obj) if _kind == "tool" else obj
                     _offered[str(item.name)] = item
 
                 try:
@@ -348,6 +351,7 @@ class Host:
                 sink.update(offered)
         self._providers = providers
         self._tools = tools
+        self._emulators = emulators
 
     @property
     def providers(self) -> dict[str, Provider]:
@@ -360,6 +364,12 @@ class Host:
         """Tools offered by plugins to every session, by name."""
         self._collect()
         return dict(self._tools)
+
+    @property
+    def emulators(self) -> dict[str, Emulator]:
+        """Loopback emulators offered by plugins, by provider name (for the CLI)."""
+        self._collect()
+        return dict(self._emulators)
 
     def get_provider(self, name: str) -> Provider:
         self._collect()

@@ -21,10 +21,17 @@ A provider is two small objects:
   ===================  =================================================================
 
 ``masquerade.testing.ScriptedProvider`` is a complete, small implementation to read.
+
+A provider plugin may also offer its loopback emulator as an :class:`Emulator`
+(through ``masquerade_register_emulators``), so that ``masquerade emulate``,
+``masquerade demo`` and the offline ``masquerade run`` can run it with no key.
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -36,6 +43,7 @@ if TYPE_CHECKING:
     from .session import Session, SessionRequest
 
 __all__ = [
+    "Emulator",
     "Provider",
     "ProviderSession",
     "ProvisioningStatus",
@@ -188,3 +196,74 @@ class ResumableProvider(Provider, Protocol):
         (durable runs then fail the node with ``worker_lost``).
         """
         ...
+
+
+@dataclass(frozen=True)
+class Emulator:
+    """A provider's loopback emulator, as a plugin offers it to the command line.
+
+    Register it with :func:`~masquerade.hookspecs.masquerade_register_emulators`. The
+    core never imports a provider plugin: ``masquerade emulate NAME``, ``masquerade
+    demo --provider NAME`` and the offline mode of ``masquerade run`` find emulators only
+    through this description.
+
+    Args:
+        name: the provider it stands in for (``"runway"``): what the commands select.
+        serve: the emulator itself, as ``"package.module:function"`` (imported only when
+            it starts, so listing plugins stays cheap) or the callable.
+            ``async def serve(*, host, port, api_key, ready, script=None)`` binds
+            ``host:port`` (port 0: a free one), accepts only ``api_key`` (401 otherwise),
+            calls ``ready(base_url)`` once listening, plays ``script`` (a file in its own
+            format) and serves until cancelled. It may leave out ``script``.
+        key_env: the environment variable the provider reads its API key from. The
+            offline modes set it (and ``base_url_env``) to the emulator's for the run;
+            without both, the emulator can be served but not run offline.
+        base_url_env: the environment variable the provider reads its base URL from.
+        title: the provider's display name (``"Runway"``); the name when empty.
+        offline_script: script data (the emulator's format, JSON-ready) that ``masquerade
+            run`` plays when neither ``--script`` nor the graph file's ``EMULATOR_SCRIPTS``
+            gives one; ``None``: the emulator's own default, which should be a short,
+            complete call that hangs up.
+        demo_script: ``demo_script(steps, pace)`` turns the demo's conversation (steps in
+            the format :class:`masquerade.testing.ScriptedProvider` plays: ``say``,
+            ``tool``, ``client_event``, ``hangup``) and its pace in seconds into the
+            emulator's script data; ``None`` when the emulator cannot play the demo.
+        demo_options: session options the demo adds when it runs against the real
+            service (Runway: ``{"consume": True}``, so its join page gets room
+            credentials).
+
+    ``masquerade_register_emulators`` shows how a plugin registers one.
+    """
+
+    name: str
+    serve: str | Callable[..., Awaitable[None]]
+    key_env: str | None = None
+    base_url_env: str | None = None
+    title: str = ""
+    offline_script: Any = None
+    demo_script: Callable[[Sequence[Mapping[str, Any]], float], Any] | None = None
+    demo_options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def display_name(self) -> str:
+        return self.title or self.name
+
+    @property
+    def target(self) -> str:
+        """Where ``serve`` lives, as ``module:function``."""
+        if isinstance(self.serve, str):
+            return self.serve
+        module = getattr(self.serve, "__module__", "?")
+        return f"{module}:{getattr(self.serve, '__qualname__', repr(self.serve))}"
+
+    def load(self) -> Callable[..., Awaitable[None]]:
+        """The ``serve`` callable (importing it when given as a path)."""
+        if not isinstance(self.serve, str):
+            return self.serve
+        module_name, _, attr = self.serve.partition(":")
+        target: Any = importlib.import_module(module_name)
+        for part in attr.split(".") if attr else ():
+            target = getattr(target, part)
+        if not callable(target):
+            raise TypeError(f"{self.serve} is not callable")
+        return target  # type: ignore[no-any-return]

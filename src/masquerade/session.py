@@ -27,6 +27,13 @@ catches up, which slows the provider's reader instead of growing memory without 
 **The cancel path.** :meth:`ProviderSession.end` runs exactly once on every exit of a
 session (normal end, exception, cancellation, deadline) in a shielded scope bounded by
 ``end_timeout``, followed by the provider's final :meth:`~ProviderSession.result`.
+
+**Where the parts live.** This module is the public API and the per-event loop (what a
+session keeps for late subscribers and its result included). The session's own task
+(provisioning, the call, the cancel path, the result) is :mod:`masquerade._session_run`;
+the request and result models are in :mod:`masquerade._session_types`, the subscriber
+buffers in :mod:`masquerade._subscribers`. The session reaches plugins only through its
+:class:`~masquerade.runtime.SessionRuntime`.
 """
 
 from __future__ import annotations
@@ -37,269 +44,47 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskGroup
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ._redact import SecretScope, use_secret_scope
-from .errors import (
-    EventParseError,
-    MasqueradeError,
-    ProvisioningTimeout,
-    SessionClosed,
-    SessionFailed,
-    ToolDefinitionError,
-)
+from ._redact import SecretScope
+from ._session_run import SessionRun, current_session
+from ._session_types import DEFAULT_MAX_DURATION, SessionRequest, SessionResult, ToolCallRecord
+from ._subscribers import EventStream, Subscriber
+from .errors import EventParseError, SessionClosed, ToolDefinitionError
 from .events import (
     BaseEvent,
     ClientEvent,
-    EndedEvent,
     ErrorEvent,
     JoinCredentials,
-    Outcome,
-    ReadyEvent,
     ResponseDone,
     SessionState,
-    StatusEvent,
     ToolCall,
     ToolResult,
-    TranscriptDone,
     parse_event,
 )
-from .provider import ProviderOutcome, ProvisioningStatus, TranscriptTurn
-from .tools import Tool, as_tool, check_session_tools
+from .tools import Tool, check_session_tools
 
 if TYPE_CHECKING:
     from .provider import ProviderSession
     from .runtime import SessionRuntime
 
-__all__ = ["Session", "SessionRequest", "SessionResult", "ToolCallRecord", "EventStream"]
+__all__ = [
+    "DEFAULT_MAX_DURATION",
+    "Session",
+    "SessionRequest",
+    "SessionResult",
+    "ToolCallRecord",
+    "EventStream",
+    "current_session",
+]
 
 logger = logging.getLogger("masquerade.session")
 
-# The session running in the current task, so that ``Provider.create`` (which gets only the
-# request) can reach ``session.host.tool_schema`` and the session's merged tools.
-_current: ContextVar[Session | None] = ContextVar("masquerade_session", default=None)
-
-
-def current_session() -> Session | None:
-    """The :class:`Session` whose task is running (inside ``Provider.create``, ``poll``,
-    ``connect``...), or ``None`` outside a session."""
-    return _current.get()
-
-
-#: The deadline of a session that does not set ``max_duration`` (seconds).
-DEFAULT_MAX_DURATION = 300.0
-
-
-class SessionRequest(BaseModel):
-    """What to start: which provider, which avatar or model, with which tools.
-
-    Args:
-        provider: the provider name (``"runway"``, ``"openai"``, ``"scripted"``...).
-        avatar: Runway: a preset id (``"cooking-teacher"``) or a custom avatar id.
-        model: the provider's model, when it has a choice.
-        name: a display name for the agent (used in traces and logs).
-        personality: the system prompt / personality for this session.
-        start_script: the opening line.
-        max_duration: seconds the call may last; the session ends through its cancel
-            path when it is reached. Every session has one: 300 by default
-            (:data:`DEFAULT_MAX_DURATION`, about what Runway allows in practice); ``None``
-            removes the bound.
-        tools: :class:`~masquerade.Tool` objects or plain functions.
-        options: provider-specific options (Runway ``consume=True``, OpenAI ``voice``...).
-        provisioning_timeout: seconds to wait for the session to become ready.
-        provisioning_timeout: ...also covers the provider's *create* call: the session is
-            created and ready within this many seconds or it fails.
-        end_timeout: bound, in seconds, on each step of the cancel path.
-        hook_timeout: bound, in seconds, on each await of plugin or user code outside a
-            tool: an async observer's or ``on_event``'s awaitable, each
-            ``masquerade_session_ended`` implementation. A tool call's whole
-            ``masquerade_tool_invoke`` chain is bounded by the tool's ``timeout`` plus
-            this (wrappers included).
-        metadata: free-form data carried into events' session and the result.
-        history: keep the last ``history`` events (every kind but audio) for late
-            subscribers' replay. By default (0) a late subscriber is replayed only the
-            compact record the result is made of: lifecycle (``status``, ``ready``,
-            ``error``, ``ended``), finished transcript turns, tool calls and results,
-            client events. Opt in to more; the bound keeps a long session's memory flat.
-    """
-
-    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
-
-    provider: str
-    avatar: str | None = None
-    model: str | None = None
-    name: str | None = None
-    personality: str | None = None
-    start_script: str | None = None
-    max_duration: float | None = Field(default=DEFAULT_MAX_DURATION, gt=0)
-    tools: tuple[Tool, ...] = ()
-    options: dict[str, Any] = Field(default_factory=dict)
-    provisioning_timeout: float = Field(default=120.0, gt=0)
-    end_timeout: float = Field(default=15.0, gt=0)
-    hook_timeout: float = Field(default=10.0, gt=0)
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    history: int = Field(default=0, ge=0)
-
-    @field_validator("tools", mode="before")
-    @classmethod
-    def _as_tools(cls, value: Any) -> tuple[Tool, ...]:
-        tools = tuple(as_tool(t) for t in (value or ()))
-        seen: set[str] = set()
-        for t in tools:
-            if t.name in seen:
-                raise ToolDefinitionError(
-                    f"two tools are named {t.name!r}",
-                    hint="give one of them another name with @tool(name=...)",
-                )
-            seen.add(t.name)
-        check_session_tools(tools)
-        return tools
-
-
-class ToolCallRecord(BaseModel):
-    """One tool call of a session and its answer."""
-
-    call_id: str
-    name: str
-    arguments: dict[str, Any] | str = Field(default_factory=dict)
-    output: Any = None
-    error: str | None = None
-    error_type: str | None = None
-    duration_ms: float = 0.0
-
-
-class SessionResult(BaseModel):
-    """The final result of a session: what graphs hand to their next node."""
-
-    session_id: str
-    provider: str
-    provider_session_id: str | None = None
-    outcome: Outcome
-    reason: str = ""
-    transcript: list[TranscriptTurn] = Field(default_factory=list)
-    tool_calls: list[ToolCallRecord] = Field(default_factory=list)
-    client_events: list[dict[str, Any]] = Field(default_factory=list)
-    duration_s: float | None = None
-    failure: str | None = None
-    failure_code: str | None = None
-    error: str | None = None
-    recording_url: str | None = None
-    usage: dict[str, Any] = Field(default_factory=dict)
-    dropped_audio: int = 0
-    #: ``True`` when the provider confirmed the end, ``False`` when the cancel path failed
-    #: or timed out (the session may still run, and bill, at the provider), ``None`` when
-    #: no provider session was created.
-    provider_ended: bool | None = None
-    started_at: datetime
-    ended_at: datetime
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome == "completed"
-
-    @property
-    def text(self) -> str:
-        """The transcript as ``role: text`` lines."""
-        return "\n".join(f"{t.role}: {t.text}" for t in self.transcript if t.text)
-
-
-class _Subscriber:
-    __slots__ = ("audio_limit", "buffer", "closed", "dropped", "hard_limit", "session", "waiter")
-
-    def __init__(self, session: Session, audio_limit: int, hard_limit: int) -> None:
-        self.session = session
-        self.buffer: deque[BaseEvent] = deque()
-        self.audio_limit = audio_limit
-        self.hard_limit = hard_limit
-        self.waiter: anyio.Event | None = None
-        self.closed = False
-        self.dropped = 0
-
-    def push(self, event: BaseEvent) -> bool:
-        buffer = self.buffer
-        if event.type == "audio.delta" and len(buffer) >= self.audio_limit:
-            self.dropped += 1
-            self.session.dropped_audio += 1
-            return False
-        buffer.append(event)
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            waiter.set()
-        return len(buffer) >= self.hard_limit
-
-    def close(self) -> None:
-        self.closed = True
-        room = self.session._room
-        if room is not None:
-            self.session._room = None
-            room.set()
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            waiter.set()
-
-
-class EventStream:
-    """An async iterator over a session's events (see :meth:`Session.events`).
-
-    It ends after the ``ended`` event. Close it (``await stream.aclose()``, or use it as an
-    async context manager) when you stop reading early, so it stops buffering.
-    """
-
-    def __init__(self, session: Session, *, replay: bool) -> None:
-        self._session = session
-        self._replay = replay
-        self._sub: _Subscriber | None = None
-
-    @property
-    def dropped_audio(self) -> int:
-        """Audio deltas this subscriber missed because it fell behind."""
-        return self._sub.dropped if self._sub else 0
-
-    def _subscribe(self) -> _Subscriber:
-        sub = self._session._subscribe(replay=self._replay)
-        self._sub = sub
-        return sub
-
-    def __aiter__(self) -> EventStream:
-        if self._sub is None:
-            self._subscribe()
-        return self
-
-    async def __anext__(self) -> BaseEvent:
-        sub = self._sub or self._subscribe()
-        while True:
-            if sub.buffer:
-                room = self._session._room
-                if room is not None and len(sub.buffer) <= sub.hard_limit // 2:
-                    self._session._room = None
-                    room.set()
-                return sub.buffer.popleft()
-            if sub.closed:
-                raise StopAsyncIteration
-            waiter = sub.waiter = anyio.Event()
-            await waiter.wait()
-
-    async def aclose(self) -> None:
-        if self._sub is not None:
-            self._session._unsubscribe(self._sub)
-            self._sub.close()
-
-    async def __aenter__(self) -> EventStream:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-
-class Session:
+class Session(SessionRun):
     """One realtime session. Create it with :meth:`Host.session` or
     :meth:`Host.run_session`, not directly.
 
@@ -339,7 +124,7 @@ class Session:
         self._t0 = time.monotonic()
         self._on_event = on_event
         self._handle: ProviderSession | None = None
-        self._subs: list[_Subscriber] = []
+        self._subs: list[Subscriber] = []
         # What a late subscriber is replayed: the compact record (always), and the last
         # ``request.history`` events when opted in; (sequence number, event) pairs.
         self._seq = 0
@@ -439,7 +224,7 @@ class Session:
                 window.append((self._seq, event))
             if kind in _NOTED:  # the compact record and the result's parts (rare kinds)
                 self._note(kind, event)
-        # Observer dispatch, inlined from Host.notify_event: this is the per-event hot path.
+        # Notify the runtime's observers inline: this is the per-event hot path.
         pending: list[Awaitable[Any]] | None = None
         for plugin_name, fn, argnames in self.host.event_observers:
             try:
@@ -615,8 +400,8 @@ class Session:
         self._tg.start_soon(guarded, name=name)
 
     # ---------------------------------------------------------------- internals
-    def _subscribe(self, *, replay: bool) -> _Subscriber:
-        sub = _Subscriber(self, self.audio_buffer, self.max_buffer)
+    def _subscribe(self, *, replay: bool) -> Subscriber:
+        sub = Subscriber(self, self.audio_buffer, self.max_buffer)
         if replay:
             window = self._window
             first = window[0][0] if window else self._seq + 1  # (0 when not opted in)
@@ -629,246 +414,9 @@ class Session:
             self._subs.append(sub)
         return sub
 
-    def _unsubscribe(self, sub: _Subscriber) -> None:
+    def _unsubscribe(self, sub: Subscriber) -> None:
         if sub in self._subs:
             self._subs.remove(sub)
-
-    def _set_state(self, state: SessionState, **fields: Any) -> None:
-        self.state = state
-        self.emit(StatusEvent(state=state, **fields))
-
-    def _on_provisioning_status(self, status: ProvisioningStatus) -> None:
-        self.emit(
-            StatusEvent(
-                state="provisioning",
-                provider_status=status.provider_status,
-                queued=status.queued,
-                waited_s=round(self.elapsed, 3),
-            )
-        )
-
-    def _start_observer_loop(self, tg: TaskGroup) -> None:
-        self._observers_done = anyio.Event()
-        tg.start_soon(self._observer_loop)
-
-    async def _observer_loop(self) -> None:
-        # Awaits async observers' awaitables in order, off the provider's path.
-        assert self._observers_done is not None
-        try:
-            while True:
-                while self._pending:
-                    awaitable = self._pending.popleft()
-                    with anyio.move_on_after(self.request.hook_timeout) as bound:
-                        await awaitable
-                    if bound.cancelled_caught:
-                        logger.error(
-                            "an async observer of session %s did not finish within %gs "
-                            "(hook_timeout); it was cancelled", self.id,
-                            self.request.hook_timeout,
-                        )
-                if self._closed:
-                    return
-                self._pending_wakeup = anyio.Event()
-                await self._pending_wakeup.wait()
-        finally:
-            self._observers_done.set()
-
-    async def _run(self) -> None:
-        reason = "completed"
-        error: BaseException | None = None
-        use_secret_scope(self._secrets)  # this task's own context: no reset needed
-        async with anyio.create_task_group() as tg:
-            self._observers = tg
-            if self._pending:
-                self._start_observer_loop(tg)
-            try:
-                with anyio.CancelScope() as scope:
-                    self._scope = scope
-                    if self._end_reason is not None:
-                        scope.cancel()
-                    # Tool calls and provider tasks run in this inner group, so that they
-                    # are cancelled (and answered "cancelled") before the cancel path runs.
-                    async with anyio.create_task_group() as work:
-                        self._tg = work
-                        await self._provision_and_connect()
-                        work.cancel_scope.cancel()
-                if scope.cancelled_caught:
-                    reason = self._end_reason or "ended"
-                elif self._end_reason == "deadline":
-                    reason = "deadline"
-            except anyio.get_cancelled_exc_class():
-                reason = "cancelled"
-                raise
-            except Exception as exc:
-                reason, error = "error", _unwrap(exc)
-                if not isinstance(error, MasqueradeError):
-                    logger.exception("session %s failed", self.id)
-            finally:
-                self._scope = None
-                self._tg = None
-                with anyio.CancelScope(shield=True):
-                    await self._finish(reason, error)
-                error = None  # its traceback holds this frame: no cycle through self
-                self._observers = None
-                tg.cancel_scope.cancel()
-
-    async def _provision_and_connect(self) -> None:
-        request = self.request
-        self._set_state("provisioning")
-        _current.set(self)  # this task's own context: no reset needed
-        deadline = anyio.current_time() + request.provisioning_timeout
-        # The create is shielded (bounded by the provisioning deadline): cancelling the
-        # session meanwhile still reads the provider's answer, so the cancel path can end
-        # a session the provider did create instead of leaving it running.
-        with anyio.CancelScope(shield=True, deadline=deadline):
-            self._handle = await self.host.create_provider_session(request)
-        handle = self._handle
-        if handle is None:
-            raise ProvisioningTimeout(self.id, self.elapsed, queued=False)
-        self.provider_session_id = handle.id
-        await anyio.lowlevel.checkpoint()  # a cancellation held off by the shield lands here
-        if handle.requires_polling:
-            status = await self.host.poller.wait_ready(
-                handle,
-                session_id=self.id,
-                provider=self.provider,
-                timeout=max(0.001, deadline - anyio.current_time()),
-                on_status=self._on_provisioning_status,
-            )
-            if status.terminal:
-                raise SessionFailed(
-                    f"session {handle.id} ended while provisioning: "
-                    f"{status.provider_status or status.state}"
-                    + (f" ({status.failure})" if status.failure else ""),
-                    failure_code=status.failure_code,
-                    hint="check failure_code against the provider's documentation",
-                )
-        with anyio.move_on_after(max(0.001, deadline - anyio.current_time())) as waiting:
-            # None is a valid answer (nothing for a frontend to join, e.g. a session
-            # re-attached after its frontend joined); only running out of time fails.
-            self.credentials = await handle.join_credentials()
-        if waiting.cancelled_caught:
-            raise ProvisioningTimeout(self.id, self.elapsed, queued=False)
-        self._set_state("ready")
-        self.emit(ReadyEvent(credentials=self.credentials, waited_s=round(self.elapsed, 3)))
-        self._set_state("running")
-        if request.max_duration is None:
-            await handle.connect(self)
-            return
-        # The deadline's timer keeps a copy of the current context until it would have
-        # fired: it must not keep the session (an ended session is freed by refcount).
-        _current.set(None)
-        with anyio.move_on_after(request.max_duration) as limit:
-            _current.set(self)
-            await handle.connect(self)
-        if limit.cancelled_caught and self._end_reason is None:
-            self._end_reason = "deadline"
-
-    async def _finish(self, reason: str, error: BaseException | None) -> None:
-        if self._cancel_path_ran:  # exactly once, whatever called it
-            return
-        self._cancel_path_ran = True
-        handle = self._handle
-        outcome = ProviderOutcome()
-        if handle is not None:
-            self._provider_ended = False
-            with anyio.move_on_after(self.request.end_timeout) as scope:
-                try:
-                    await handle.end(reason)
-                    self._provider_ended = True
-                except Exception as exc:
-                    self._unended(f"cancel path: {exc}", "end_failed")
-            if scope.cancelled_caught:
-                self._unended(
-                    f"the cancel path did not finish within {self.request.end_timeout:g}s "
-                    "(end_timeout)", "end_timeout"
-                )
-            with anyio.move_on_after(self.request.end_timeout):
-                try:
-                    outcome = await handle.result()
-                except Exception as exc:
-                    logger.warning("fetching the result of session %s failed: %s", self.id, exc)
-            self._handle = None  # the provider session may refer back to this one
-        self.result = self._build_result(reason, error, outcome)
-        self.emit(
-            EndedEvent(
-                outcome=self.result.outcome,
-                reason=reason,
-                duration_s=self.result.duration_s,
-                failure_code=self.result.failure_code,
-                failure=self.result.failure,
-            )
-        )
-        self.state = "ended"
-        self._closed = True
-        if self._pending_wakeup is not None:
-            self._pending_wakeup.set()
-        if self._observers_done is not None:
-            with anyio.move_on_after(self.request.end_timeout):
-                await self._observers_done.wait()  # async observers see "ended" too, in order
-        await self.host.notify_ended(self, self.result)  # each bounded by hook_timeout
-        for sub in self._subs:
-            sub.close()
-        self._subs.clear()
-        self._secrets.release()
-        self._done.set()
-
-    def _unended(self, message: str, code: str) -> None:
-        # Loud on purpose: a session the provider may still run (and bill).
-        logger.error(
-            "could not end session %s (provider session %s) at the provider; it may still "
-            "be running there: %s", self.id, self.provider_session_id, message,
-        )
-        self.emit(ErrorEvent(code=code, message=message))
-
-    def _build_result(
-        self, reason: str, error: BaseException | None, outcome: ProviderOutcome
-    ) -> SessionResult:
-        failure = outcome.failure
-        failure_code = outcome.failure_code
-        if error is not None:
-            result_outcome: Outcome = "failed"
-            message = error.message if isinstance(error, MasqueradeError) else str(error)
-            failure = failure or message
-            failure_code = failure_code or getattr(error, "failure_code", None) or getattr(
-                error, "code", None
-            )
-        elif self._fatal is not None:
-            result_outcome = "failed"
-            failure = failure or self._fatal.message
-            failure_code = failure_code or self._fatal.code
-        elif reason == "cancelled":
-            result_outcome = "cancelled"
-        else:
-            result_outcome = outcome.outcome or "completed"
-        return SessionResult(
-            session_id=self.id,
-            provider=self.provider,
-            provider_session_id=self.provider_session_id,
-            outcome=result_outcome,
-            reason=reason,
-            transcript=outcome.transcript
-            if outcome.transcript is not None
-            else [
-                TranscriptTurn(role=e.role, text=e.text)
-                for _, e in self._kept
-                if isinstance(e, TranscriptDone)
-            ],
-            tool_calls=list(self._records.values()),
-            client_events=self._client_events,
-            duration_s=outcome.duration_s
-            if outcome.duration_s is not None
-            else round(self.elapsed, 3),
-            failure=failure,
-            failure_code=failure_code,
-            error=None if error is None else f"{type(error).__name__}: {error}",
-            recording_url=outcome.recording_url,
-            usage=outcome.usage or self._usage,
-            dropped_audio=self.dropped_audio,
-            provider_ended=self._provider_ended,
-            started_at=self.started_at,
-            ended_at=datetime.now(UTC),
-        )
 
 
 _SESSION_EVENT = ("session", "event")
@@ -884,13 +432,6 @@ def _observer_failed(plugin_name: str, kind: str) -> None:
     logging.getLogger("masquerade.host").exception(
         "observer %s raised on a %s event; it was skipped", plugin_name, kind
     )
-
-
-def _unwrap(exc: Exception) -> Exception:
-    # Task groups wrap a lone failure in an ExceptionGroup; report the failure itself.
-    while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
 
 
 def _add_usage(total: dict[str, Any], usage: Mapping[str, Any]) -> None:

@@ -73,7 +73,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticSerializationError, to_json, to_jsonable_python
 
 from ._redact import redact
-from .builtin import toolschema
+from ._runway_params import RPC_DELIVERY_MARGIN, RUNWAY_LIMITS
+from ._toolspec import ToolSpec, copy_json, describe, timeout_seconds
 from .errors import EventParseError, ToolArgumentsError, ToolDefinitionError
 from .events import MAX_JSON_DEPTH, ToolCall, ToolResult, decode_json, json_too_deep
 from .hookspecs import hookimpl
@@ -98,7 +99,7 @@ logger = logging.getLogger("masquerade.tools")
 
 #: A tool's own time budget when none is given: with the 0.5 s delivery margin, Runway
 #: waits its default 4 s.
-DEFAULT_TIMEOUT = 4.0 - toolschema.RPC_DELIVERY_MARGIN
+DEFAULT_TIMEOUT = 4.0 - RPC_DELIVERY_MARGIN
 #: Sync tools of one session running at once in worker threads.
 SYNC_TOOL_THREADS = 8
 _ERROR_DETAILS = 5
@@ -155,7 +156,7 @@ class Tool:
     _schemas: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
     #: Names visible where the tool is defined (resolves string annotations).
     _localns: InitVar[Mapping[str, Any] | None] = None
-    _spec: toolschema.ToolSpec = field(init=False, repr=False)
+    _spec: ToolSpec = field(init=False, repr=False)
     _is_async: bool = field(init=False, repr=False)
     _logger: logging.Logger = field(init=False, repr=False)
 
@@ -172,7 +173,7 @@ class Tool:
                     f"{self.fn!r} has no __name__ to name the tool after",
                     hint="pass one: tool(name=...)(fn)",
                 )
-        self._spec, self.takes_context = toolschema.describe(
+        self._spec, self.takes_context = describe(
             self.fn,
             name=self.name,
             description=self.description or None,
@@ -202,13 +203,13 @@ class Tool:
     @property
     def parameters_schema(self) -> dict[str, Any]:
         """The JSON Schema of the arguments (a copy)."""
-        return toolschema.copy_json(self._spec.parameters)  # type: ignore[no-any-return]
+        return copy_json(self._spec.parameters)  # type: ignore[no-any-return]
 
     @property
     def timeout_seconds(self) -> float:
         """How long Runway waits for a ``backend_rpc`` answer: ``timeout`` plus the
         delivery margin, within Runway's 1-8 s."""
-        return toolschema.timeout_seconds(self.timeout)
+        return timeout_seconds(self.timeout)
 
     # ---------------------------------------------------------------- calling
     def parse_arguments(
@@ -390,7 +391,7 @@ def check_session_tools(tools: Iterable[Tool], *, source: str = "the session") -
                 hint="give one of them another name with @tool(name=...)",
             )
         seen.add(t.name)
-    limit = toolschema.RUNWAY_LIMITS["tools_per_session"]
+    limit = RUNWAY_LIMITS["tools_per_session"]
     if count > limit:
         raise ToolDefinitionError(
             f"{source} has {count} tools; Runway allows at most {limit} per session",

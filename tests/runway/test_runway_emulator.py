@@ -217,6 +217,7 @@ def test_cli_emulate_interface(
 ) -> None:
     from masquerade.cli import _emulate as emulate
     from masquerade.cli import main
+    from masquerade.provider import Emulator
 
     assert main(["emulate"]) == 0
     assert "runway\tmasquerade_runway.emulator:serve" in capsys.readouterr().out
@@ -230,13 +231,8 @@ def test_cli_emulate_interface(
         seen.update(host=host, port=port, api_key=api_key)
         ready("http://127.0.0.1:1234")  # type: ignore[operator]
 
-    class FakeEntryPoint:
-        value = "tests:fake_serve"
-
-        def load(self) -> object:
-            return fake_serve
-
-    monkeypatch.setattr(emulate, "available_emulators", lambda: {"fake": FakeEntryPoint()})
+    fake = Emulator("fake", fake_serve)  # type: ignore[arg-type]
+    monkeypatch.setattr(emulate, "available_emulators", lambda: {"fake": fake})
     assert main(["emulate", "fake", "--port", "1234", "--api-key", "my-own-key-123"]) == 0
     assert seen == {"host": "127.0.0.1", "port": 1234, "api_key": "my-own-key-123"}
     out = capsys.readouterr().out

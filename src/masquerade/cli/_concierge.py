@@ -27,9 +27,7 @@ import anyio
 from pydantic import BaseModel
 
 from ..events import JoinCredentials
-from ..graph._avatar import AvatarNode
-from ..graph._engine import Graph
-from ..graph._validate import END, START
+from ..graph import END, START, AvatarNode, Graph
 from ..session import SessionResult
 from ..tools import tool
 

@@ -19,7 +19,8 @@ from pydantic import BaseModel
 
 from .._redact import redact, redact_mapping
 from ..events import BaseEvent
-from ..graph._events import GraphEnded, GraphEvent, NodeEvent, NodeFinished, NodeStarted, jsonable
+from ..graph import GraphEnded, GraphEvent, NodeEvent, NodeFinished, NodeStarted
+from ..graph._events import jsonable
 from ..hookspecs import hookimpl
 from ..session import SessionResult
 

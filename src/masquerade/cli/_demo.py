@@ -6,10 +6,16 @@
     $ masquerade demo --json     # one JSON object per event
     $ RUNWAYML_API_SECRET=key_... masquerade demo   # a real Runway session; join it from
                                                     # the browser page it prints
+    $ masquerade demo --provider NAME   # any provider whose plugin offers an emulator
 
 The demo runs the concierge graph (``masquerade.cli._concierge``, shown in ``examples/concierge``):
 an avatar looks up an order and books a delivery slot through backend tools, then a
 plain Python node turns the call into a ticket.
+
+The emulator comes from the provider's plugin, through
+:func:`~masquerade.hookspecs.masquerade_register_emulators` (its ``demo_script`` turns
+the conversation into the emulator's script); with no plugin for the default provider,
+an in-process :class:`~masquerade.testing.ScriptedProvider` plays it.
 """
 
 from __future__ import annotations
@@ -22,20 +28,32 @@ from typing import Any
 
 import anyio
 
+from ..errors import ConfigurationError
 from ..host import Host
 from ..poller import Poller
+from ..testing import ScriptedProvider
 from ._concierge import SCRIPT, ConciergeState, build_graph
 from ._console import ConsoleView, JsonView
-from ._run import machine_readable_stdout, make_view, run_graph
+from ._emulate import available_emulators
+from ._run import machine_readable_stdout, make_view, offline_providers, run_graph
 
-KEY_ENV = "RUNWAYML_API_SECRET"
+#: The provider the demo uses unless --provider says otherwise.
+DEFAULT_PROVIDER = "runway"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object per event")
     parser.add_argument("--customer", default="Ada Lovelace", help="who calls the concierge")
     parser.add_argument(
-        "--offline", action="store_true", help=f"use the emulator even when {KEY_ENV} is set"
+        "--provider",
+        default=DEFAULT_PROVIDER,
+        help=f"the provider whose avatar answers ({DEFAULT_PROVIDER}); any provider whose "
+        "plugin offers an emulator can play the demo",
+    )
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="use the emulator even when the provider's API key is set",
     )
     parser.add_argument(
         "--pace",
@@ -67,58 +85,60 @@ class _Setup:
         self.graph_options = graph_options
 
 
-def _runway_emulator() -> Any:
-    """The Runway emulator class, or ``None`` when masquerade-runway is not installed."""
-    try:
-        from masquerade_runway.emulator import RunwayEmulator
-    except ImportError:
-        return None
-    return RunwayEmulator
-
-
 @asynccontextmanager
 async def _setup(args: argparse.Namespace) -> AsyncIterator[_Setup]:
     pace = max(0.0, args.pace)
+    provider = args.provider
     # Poll at a human pace: queue wait and provisioning are part of what the demo shows.
     poller = Poller(initial_interval=0.25, max_interval=0.5, queued_interval=0.5)
-    emulator_class = _runway_emulator()
-    if os.environ.get(KEY_ENV) and not args.offline:
+    plugins = Host()  # which plugins offer what (the session gets its own host below)
+    emulator = available_emulators(plugins).get(provider)
+    key_env = emulator.key_env if emulator is not None else None
+    if key_env and os.environ.get(key_env) and not args.offline:
+        assert emulator is not None
         from ._join_page import JoinPage
 
         async with JoinPage() as page:
             yield _Setup(
-                "runway",
+                provider,
                 Host(poller=poller),
-                f"{KEY_ENV} is set: this is a real Runway session (billed while it runs). "
-                f"Join it from a browser at {page.url}",
+                f"{key_env} is set: this is a real {emulator.display_name} session (billed "
+                f"while it runs). Join it from a browser at {page.url}",
                 on_ready=page.publish,
-                options={"consume": True},
+                options=dict(emulator.demo_options),
             )
         return
 
-    if emulator_class is not None:
-        plan = {"queued": 3 * pace, "provisioning": 2 * pace, "step_delay": pace}
-        emulator = emulator_class(script=[*SCRIPT, {"hangup": True}], plan=plan)
-        async with emulator:
-            reason = "--offline" if args.offline else f"{KEY_ENV} is not set"
+    if emulator is not None and emulator.demo_script is not None and key_env:
+        script = emulator.demo_script([*SCRIPT, {"hangup": True}], pace)
+        async with offline_providers(
+            {provider}, force=True, scripts={provider: script}, host=plugins
+        ) as emulated:
+            reason = "--offline" if args.offline else f"{key_env} is not set"
             yield _Setup(
-                "runway",
-                Host(plugins=[emulator.provider()], poller=poller),
-                f"{reason}: running the Runway emulator in-process at {emulator.base_url} "
-                "(no network, nothing billed)",
+                provider,
+                # Created once the emulator runs: the provider reads its key and base URL
+                # from the environment the emulator set.
+                Host(poller=poller),
+                f"{reason}: running the {emulator.display_name} emulator in-process at "
+                f"{emulated[0].base_url} (no network, nothing billed)",
             )
         return
 
-    from ..testing import ScriptedProvider
-
-    provider = ScriptedProvider(
+    if provider != DEFAULT_PROVIDER:
+        raise ConfigurationError(
+            f"no installed plugin offers an emulator for {provider!r} that can play the demo",
+            hint="`masquerade emulate` lists the emulators installed",
+        )
+    scripted = ScriptedProvider(
         SCRIPT, name="concierge-demo", queued_polls=3, not_ready_polls=2, step_delay=pace
     )
     yield _Setup(
-        provider.name,
-        Host(plugins=[provider], poller=poller),
-        "masquerade-runway is not installed: the conversation is played by an in-process "
-        "scripted provider (install the masquerade-runway wheel for the Runway emulator)",
+        scripted.name,
+        Host(plugins=[scripted], poller=poller),
+        f"masquerade-{provider} is not installed: the conversation is played by an "
+        f"in-process scripted provider (install the masquerade-{provider} wheel for its "
+        "emulator)",
         avatar=None,
     )
 

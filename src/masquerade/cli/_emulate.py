@@ -7,15 +7,19 @@
     runway emulator listening on http://127.0.0.1:8765
     api key: emu_3f9c...                     # random unless --api-key is given
 
-**Writing an emulator for your plugin.** Register an entry point in group
-``masquerade.emulators``; its name is what ``masquerade emulate NAME`` selects, and it
-points at an ``async`` callable that serves until it is cancelled::
+**Offering an emulator from your plugin.** Implement the hook
+:func:`~masquerade.hookspecs.masquerade_register_emulators` in the plugin's entry-point
+module and register an :class:`~masquerade.provider.Emulator`; its name (the provider's)
+is what ``masquerade emulate NAME`` selects, and its ``serve`` is an ``async`` callable
+that serves until it is cancelled::
 
-    # pyproject.toml of the plugin
-    [project.entry-points."masquerade.emulators"]
-    runway = "masquerade_runway.emulator:serve"
+    # myprovider/plugin.py (the module of the plugin's `masquerade` entry point)
+    @hookimpl
+    def masquerade_register_emulators(register):
+        register(Emulator("myprovider", "myprovider.emulator:serve",
+                          key_env="MYPROVIDER_API_KEY", base_url_env="MYPROVIDER_BASE_URL"))
 
-    # masquerade_runway/emulator.py
+    # myprovider/emulator.py
     async def serve(
         *,
         host: str,                         # interface to bind, e.g. "127.0.0.1"
@@ -26,11 +30,13 @@ points at an ``async`` callable that serves until it is cancelled::
     ) -> None:
         ...                                # serve until cancelled, then clean up
 
-The command passes only the keyword arguments the callable declares (``host``, ``port``,
-``api_key`` and ``ready`` are always available; ``script`` is the path given with
-``--script``, or ``None``), runs it under ``anyio.run`` (asyncio), prints the base URL and
-the key once ``ready`` is called, and stops it with Ctrl-C. The emulator must accept only
-``api_key`` (answer 401 otherwise) and should print nothing secret itself.
+An entry point in group ``masquerade.emulators`` naming such a callable is still
+accepted (it can be served, not run offline: it does not say where the provider reads
+its key). The command passes only the keyword arguments the callable declares (``host``,
+``port``, ``api_key`` and ``ready`` are always available; ``script`` is the path given
+with ``--script``, or ``None``), runs it under ``anyio.run`` (asyncio), prints the base
+URL and the key once ``ready`` is called, and stops it with Ctrl-C. The emulator must
+accept only ``api_key`` (answer 401 otherwise) and should print nothing secret itself.
 """
 
 from __future__ import annotations
@@ -46,19 +52,33 @@ from typing import Any
 import anyio
 
 from ..errors import ConfigurationError, PluginError
+from ..host import Host
+from ..provider import Emulator
 
 __all__ = ["ENTRYPOINT_GROUP", "add_arguments", "run", "available_emulators"]
 
-#: The entry-point group emulators register in.
+#: The entry-point group older plugins register bare ``serve`` callables in.
 ENTRYPOINT_GROUP = "masquerade.emulators"
 
 
-def available_emulators() -> dict[str, metadata.EntryPoint]:
-    """Installed emulators by name (first registration wins)."""
-    found: dict[str, metadata.EntryPoint] = {}
+def available_emulators(host: Host | None = None) -> dict[str, Emulator]:
+    """Installed emulators by provider name: those plugins register through
+    ``masquerade_register_emulators`` (on ``host``, or on a host loading every enabled
+    plugin), then bare entry points of group ``masquerade.emulators`` for other names."""
+    found = dict((host if host is not None else Host()).emulators)
     for ep in metadata.entry_points(group=ENTRYPOINT_GROUP):
-        found.setdefault(ep.name, ep)
+        if ep.name not in found:
+            found[ep.name] = Emulator(ep.name, ep.value)
     return found
+
+
+def load_serve(emulator: Emulator) -> Callable[..., Any]:
+    """The emulator's ``serve`` callable; a :class:`~masquerade.PluginError` if it fails
+    to import."""
+    try:
+        return emulator.load()
+    except Exception as exc:
+        raise PluginError(f"the {emulator.name} emulator failed to load: {exc}") from exc
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,8 +99,8 @@ def run(args: argparse.Namespace) -> int:
         if not emulators:
             print("no emulators installed (install a provider plugin, e.g. masquerade-runway)")
             return 1
-        for name, ep in sorted(emulators.items()):
-            print(f"{name}\t{ep.value}")
+        for name, emulator in sorted(emulators.items()):
+            print(f"{name}\t{emulator.target}")
         return 0
     found = emulators.get(args.name)
     if found is None:
@@ -89,10 +109,7 @@ def run(args: argparse.Namespace) -> int:
             f"no emulator named {args.name!r} is installed (installed: {have})",
             hint="run `masquerade emulate` to list them; install the provider's plugin",
         )
-    try:
-        serve = found.load()
-    except Exception as exc:
-        raise PluginError(f"emulator {args.name!r} failed to load: {exc}") from exc
+    serve = load_serve(found)
     if not 0 <= args.port <= 65535:
         raise ConfigurationError(f"--port {args.port} is not a port number", hint="use 0-65535")
     api_key = args.api_key or f"emu_{secrets.token_hex(24)}"

@@ -13,12 +13,13 @@ model's defaults are used. A file that implements masquerade hooks (say
 ``masquerade_register_tools``) is registered as a plugin of the run's host.
 
 **Offline.** For each provider the graph's AvatarNodes use whose API key is not set
-(``RUNWAYML_API_SECRET``, ``OPENAI_API_KEY``), the provider's emulator (entry point
-group ``masquerade.emulators``) is started in-process and the provider pointed at it; one
-line says so. ``--offline`` does this even when a key is set; ``--online`` never does.
-The emulators play ``--script FILE``, else the file's ``EMULATOR_SCRIPTS`` (a dict:
-provider name -> script in that emulator's format), else the emulator's default: a
-complete call (greeting, a call of the first tool, goodbye, hang-up) that takes seconds.
+(``RUNWAYML_API_SECRET``, ``OPENAI_API_KEY``...), the emulator its plugin offers
+(:func:`~masquerade.hookspecs.masquerade_register_emulators`) is started in-process and
+the provider pointed at it through its environment variables; one line says so.
+``--offline`` does this even when a key is set; ``--online`` never does. The emulators
+play ``--script FILE``, else the file's ``EMULATOR_SCRIPTS`` (a dict: provider name ->
+script in that emulator's format), else the emulator's default: a complete call
+(greeting, a call of the first tool, goodbye, hang-up) that takes seconds.
 
 Exit status: 0 when the graph finished and none of the sessions in its final state
 failed; 1 otherwise (the error, with what to do about it, is printed on stderr).
@@ -45,12 +46,12 @@ import anyio
 
 from .._redact import register_secret
 from ..errors import ConfigurationError, MasqueradeError, NodeError, PluginError
-from ..graph._engine import Graph
-from ..graph._events import GraphEnded
+from ..graph import Graph, GraphEnded
+from ..host import Host
 from ._console import ConsoleView, JsonView, session_results
+from ._emulate import available_emulators, load_serve
 
 __all__ = [
-    "OFFLINE_PROVIDERS",
     "Emulated",
     "add_arguments",
     "implements_hooks",
@@ -65,27 +66,6 @@ __all__ = [
 
 
 logger = logging.getLogger("masquerade.cli")
-
-
-@dataclass(frozen=True)
-class OfflineProvider:
-    """How to point a provider at its emulator: the environment it reads its key and base
-    URL from."""
-
-    key_env: str
-    base_url_env: str
-
-
-#: Providers ``run`` and ``demo`` know how to run offline.
-OFFLINE_PROVIDERS: dict[str, OfflineProvider] = {
-    "runway": OfflineProvider("RUNWAYML_API_SECRET", "RUNWAYML_BASE_URL"),
-    "openai": OfflineProvider("OPENAI_API_KEY", "OPENAI_BASE_URL"),
-}
-
-#: What an emulator plays when neither ``--script`` nor the graph file says otherwise:
-#: nothing from here, each emulator's own default (a complete call that hangs up, in the
-#: provider's plugin).
-DEFAULT_SCRIPTS: dict[str, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -256,18 +236,6 @@ def parse_state(raw: str | None) -> dict[str, Any] | None:
 
 
 # ---------------------------------------------------------------------- offline mode
-def _load_emulator(provider: str) -> Callable[..., Any] | None:
-    from importlib import metadata
-
-    for ep in metadata.entry_points(group="masquerade.emulators"):
-        if ep.name == provider:
-            try:
-                return ep.load()  # type: ignore[no-any-return]
-            except Exception as exc:
-                raise PluginError(f"the {provider} emulator failed to load: {exc}") from exc
-    return None
-
-
 @asynccontextmanager
 async def offline_providers(
     providers: set[str],
@@ -277,16 +245,20 @@ async def offline_providers(
     script: str | None = None,
     scripts: Mapping[str, Any] | None = None,
     environ: MutableMapping[str, str] | None = None,
+    host: Host | None = None,
 ) -> AsyncIterator[list[Emulated]]:
     """Start the emulator of every provider in ``providers`` that has no API key set (or
     of all of them with ``force``), point the provider at it through its environment
     variables for the duration of the block, and yield what was emulated.
 
-    ``script`` (a file) is played by every emulator; otherwise ``scripts[provider]``
-    (script data in that emulator's format), else :data:`DEFAULT_SCRIPTS`.
+    Emulators are those the plugins of ``host`` offer (when it is ``None``, a host
+    loading every enabled plugin; see :func:`.available_emulators`). A
+    provider with no emulator runs as it is (a provider of the graph file, say); with
+    ``force``, one that no plugin registers at all is an error. ``script`` (a file) is
+    played by every emulator; otherwise ``scripts[provider]`` (script data in that
+    emulator's format), else the emulator's own ``offline_script``.
     """
     env = os.environ if environ is None else environ
-    chosen = {**DEFAULT_SCRIPTS, **(scripts or {})}
     emulated: list[Emulated] = []
     if never:
         yield emulated
@@ -296,26 +268,35 @@ async def offline_providers(
     try:
         async with anyio.create_task_group() as tg, AsyncExitStack() as stack:
             try:
+                if providers and host is None:
+                    host = Host()
+                emulators = available_emulators(host) if host is not None else {}
                 for provider in sorted(providers):
-                    known = OFFLINE_PROVIDERS.get(provider)
-                    if known is None or (env.get(known.key_env) and not force):
-                        continue
-                    serve = _load_emulator(provider)
-                    if serve is None:
-                        if force:
+                    known = emulators.get(provider)
+                    key_env = known.key_env if known is not None else None
+                    url_env = known.base_url_env if known is not None else None
+                    # Without both variables it can be served, but not run offline.
+                    if known is None or not key_env or not url_env:
+                        if force and host is not None and provider not in host.providers:
                             raise ConfigurationError(
-                                f"--offline needs the {provider} emulator, which is not installed",
-                                hint=f"install masquerade-{provider}",
+                                f"--offline needs an emulator for {provider!r}, and no "
+                                "installed plugin offers one",
+                                hint=f"install the {provider} provider's plugin "
+                                "(`masquerade emulate` lists the emulators installed)",
                             )
                         continue  # the provider will say that its key is missing
-                    reason = "--offline" if force else f"{known.key_env} is not set"
+                    if env.get(key_env) and not force:
+                        continue
+                    serve = load_serve(known)
+                    reason = "--offline" if force else f"{key_env} is not set"
                     api_key = f"emu_{secrets.token_hex(24)}"
                     register_secret(api_key)
                     path: str | None = script
-                    if path is None and chosen.get(provider) is not None:
-                        path = _script_file(stack, provider, chosen[provider])
+                    data = (scripts or {}).get(provider, known.offline_script)
+                    if path is None and data is not None:
+                        path = _script_file(stack, provider, data)
                     base_url = await _start_emulator(tg, provider, serve, api_key, path)
-                    for key, value in ((known.key_env, api_key), (known.base_url_env, base_url)):
+                    for key, value in ((key_env, api_key), (url_env, base_url)):
                         saved.setdefault(key, env.get(key))
                         env[key] = value
                     emulated.append(Emulated(provider, base_url, reason))
@@ -407,7 +388,6 @@ async def run_graph(
 
     Errors are shown on the view (a ``graph.error`` object in JSON) and re-raised.
     """
-    from ..host import Host
     from . import _console
 
     host = Host() if host is None else host
@@ -509,14 +489,14 @@ async def _run(
     args: argparse.Namespace,
     view: ConsoleView | JsonView,
 ) -> int:
-    from ..host import Host
-
+    plugins = [module] if implements_hooks(module) else []
     async with offline_providers(
         graph.providers,
         force=args.offline,
         never=args.online,
         script=args.script,
         scripts=getattr(module, "EMULATOR_SCRIPTS", None),
+        host=None if args.online else Host(plugins=plugins),
     ) as emulated:
         for item in emulated:
             if isinstance(view, JsonView):
@@ -534,7 +514,7 @@ async def _run(
             view.line(f"running {label} ({', '.join(graph.nodes)})")
         # Created after the emulators started: providers read their key and base URL
         # from the environment the emulators set.
-        host = Host(plugins=[module] if implements_hooks(module) else [])
+        host = Host(plugins=plugins)
         final = await run_graph(graph, state, view=view, max_steps=args.max_steps, host=host)
     if final is None:
         return 1

@@ -44,8 +44,10 @@
 from __future__ import annotations
 
 from ._avatar import AvatarNode
-from ._engine import DEFAULT_MAX_STEPS, Graph, GraphStream, RunContext, current_run
+from ._engine import RunContext, current_run
 from ._events import GraphEnded, GraphEvent, NodeEvent, NodeFinished, NodeStarted
+from ._graph import DEFAULT_MAX_STEPS, Graph
+from ._stream import GraphStream
 from ._validate import END, START
 
 __all__ = [

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import GraphValidationError
 
 if TYPE_CHECKING:
-    from ._engine import Branch, NodeSpec
+    from ._nodes import Branch, NodeSpec
     from ._state import StateSchema
 
 __all__ = ["validate_graph", "START", "END"]

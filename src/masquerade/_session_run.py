@@ -1,0 +1,346 @@
+"""How a session runs, in its own task: provisioning, the call, the cancel path, the end.
+
+:class:`SessionRun` is the half of :class:`~masquerade.Session` that its task executes
+(``_run``, started by the host): create the provider session (shielded, bounded by
+``provisioning_timeout``), wait for it through the runtime's poller, hand out the join
+credentials, let the provider connect and feed events, then run the cancel path exactly
+once, build the result and tell the runtime it ended. The other half (the public API,
+the per-event loop, tool calls) is :mod:`masquerade.session`.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, cast
+
+import anyio
+import anyio.lowlevel
+
+from ._redact import use_secret_scope
+from ._session_types import SessionResult
+from .errors import MasqueradeError, ProvisioningTimeout, SessionFailed
+from .events import (
+    EndedEvent,
+    ErrorEvent,
+    Outcome,
+    ReadyEvent,
+    SessionState,
+    StatusEvent,
+    TranscriptDone,
+)
+from .provider import ProviderOutcome, TranscriptTurn
+
+if TYPE_CHECKING:
+    from collections import deque
+    from collections.abc import Awaitable
+
+    from anyio.abc import TaskGroup
+
+    from ._redact import SecretScope
+    from ._session_types import SessionRequest, ToolCallRecord
+    from ._subscribers import Subscriber
+    from .events import BaseEvent, JoinCredentials
+    from .provider import ProviderSession, ProvisioningStatus
+    from .runtime import SessionRuntime
+    from .session import Session
+
+__all__ = ["SessionRun", "current_session"]
+
+logger = logging.getLogger("masquerade.session")
+
+# The session running in the current task, so that ``Provider.create`` (which gets only the
+# request) can reach ``session.host.tool_schema`` and the session's merged tools.
+_current: ContextVar[Session | None] = ContextVar("masquerade_session", default=None)
+
+
+def current_session() -> Session | None:
+    """The :class:`~masquerade.Session` whose task is running (inside
+    ``Provider.create``, ``poll``, ``connect``...), or ``None`` outside a session."""
+    return _current.get()
+
+
+class SessionRun:
+    """The session's own task (see the module docstring)."""
+
+    if TYPE_CHECKING:  # what the run reads and writes of the session
+        id: str
+        host: SessionRuntime
+        request: SessionRequest
+        provider: str
+        state: SessionState
+        provider_session_id: str | None
+        credentials: JoinCredentials | None
+        result: SessionResult | None
+        dropped_audio: int
+        started_at: datetime
+        _handle: ProviderSession | None
+        _subs: list[Subscriber]
+        _kept: list[tuple[int, BaseEvent]]
+        _records: dict[str, ToolCallRecord]
+        _client_events: list[dict[str, Any]]
+        _usage: dict[str, Any]
+        _fatal: ErrorEvent | None
+        _pending: deque[Awaitable[Any]]
+        _pending_wakeup: anyio.Event | None
+        _done: anyio.Event
+        _observers: TaskGroup | None
+        _observers_done: anyio.Event | None
+        _closed: bool
+        _scope: anyio.CancelScope | None
+        _end_reason: str | None
+        _cancel_path_ran: bool
+        _tg: TaskGroup | None
+        _secrets: SecretScope
+        _provider_ended: bool | None
+
+        @property
+        def elapsed(self) -> float: ...
+
+        def emit(self, event: BaseEvent) -> bool: ...
+
+    def _set_state(self, state: SessionState, **fields: Any) -> None:
+        self.state = state
+        self.emit(StatusEvent(state=state, **fields))
+
+    def _on_provisioning_status(self, status: ProvisioningStatus) -> None:
+        self.emit(
+            StatusEvent(
+                state="provisioning",
+                provider_status=status.provider_status,
+                queued=status.queued,
+                waited_s=round(self.elapsed, 3),
+            )
+        )
+
+    def _start_observer_loop(self, tg: TaskGroup) -> None:
+        self._observers_done = anyio.Event()
+        tg.start_soon(self._observer_loop)
+
+    async def _observer_loop(self) -> None:
+        # Awaits async observers' awaitables in order, off the provider's path.
+        assert self._observers_done is not None
+        try:
+            while True:
+                while self._pending:
+                    awaitable = self._pending.popleft()
+                    with anyio.move_on_after(self.request.hook_timeout) as bound:
+                        await awaitable
+                    if bound.cancelled_caught:
+                        logger.error(
+                            "an async observer of session %s did not finish within %gs "
+                            "(hook_timeout); it was cancelled", self.id,
+                            self.request.hook_timeout,
+                        )
+                if self._closed:
+                    return
+                self._pending_wakeup = anyio.Event()
+                await self._pending_wakeup.wait()
+        finally:
+            self._observers_done.set()
+
+    async def _run(self) -> None:
+        reason = "completed"
+        error: BaseException | None = None
+        use_secret_scope(self._secrets)  # this task's own context: no reset needed
+        async with anyio.create_task_group() as tg:
+            self._observers = tg
+            if self._pending:
+                self._start_observer_loop(tg)
+            try:
+                with anyio.CancelScope() as scope:
+                    self._scope = scope
+                    if self._end_reason is not None:
+                        scope.cancel()
+                    # Tool calls and provider tasks run in this inner group, so that they
+                    # are cancelled (and answered "cancelled") before the cancel path runs.
+                    async with anyio.create_task_group() as work:
+                        self._tg = work
+                        await self._provision_and_connect()
+                        work.cancel_scope.cancel()
+                if scope.cancelled_caught:
+                    reason = self._end_reason or "ended"
+                elif self._end_reason == "deadline":
+                    reason = "deadline"
+            except anyio.get_cancelled_exc_class():
+                reason = "cancelled"
+                raise
+            except Exception as exc:
+                reason, error = "error", _unwrap(exc)
+                if not isinstance(error, MasqueradeError):
+                    logger.exception("session %s failed", self.id)
+            finally:
+                self._scope = None
+                self._tg = None
+                with anyio.CancelScope(shield=True):
+                    await self._finish(reason, error)
+                error = None  # its traceback holds this frame: no cycle through self
+                self._observers = None
+                tg.cancel_scope.cancel()
+
+    async def _provision_and_connect(self) -> None:
+        request = self.request
+        self._set_state("provisioning")
+        _current.set(cast("Session", self))  # this task's own context: no reset needed
+        deadline = anyio.current_time() + request.provisioning_timeout
+        # The create is shielded (bounded by the provisioning deadline): cancelling the
+        # session meanwhile still reads the provider's answer, so the cancel path can end
+        # a session the provider did create instead of leaving it running.
+        with anyio.CancelScope(shield=True, deadline=deadline):
+            self._handle = await self.host.create_provider_session(request)
+        handle = self._handle
+        if handle is None:
+            raise ProvisioningTimeout(self.id, self.elapsed, queued=False)
+        self.provider_session_id = handle.id
+        await anyio.lowlevel.checkpoint()  # a cancellation held off by the shield lands here
+        if handle.requires_polling:
+            status = await self.host.poller.wait_ready(
+                handle,
+                session_id=self.id,
+                provider=self.provider,
+                timeout=max(0.001, deadline - anyio.current_time()),
+                on_status=self._on_provisioning_status,
+            )
+            if status.terminal:
+                raise SessionFailed(
+                    f"session {handle.id} ended while provisioning: "
+                    f"{status.provider_status or status.state}"
+                    + (f" ({status.failure})" if status.failure else ""),
+                    failure_code=status.failure_code,
+                    hint="check failure_code against the provider's documentation",
+                )
+        with anyio.move_on_after(max(0.001, deadline - anyio.current_time())) as waiting:
+            # None is a valid answer (nothing for a frontend to join, e.g. a session
+            # re-attached after its frontend joined); only running out of time fails.
+            self.credentials = await handle.join_credentials()
+        if waiting.cancelled_caught:
+            raise ProvisioningTimeout(self.id, self.elapsed, queued=False)
+        self._set_state("ready")
+        self.emit(ReadyEvent(credentials=self.credentials, waited_s=round(self.elapsed, 3)))
+        self._set_state("running")
+        if request.max_duration is None:
+            await handle.connect(cast("Session", self))
+            return
+        # The deadline's timer keeps a copy of the current context until it would have
+        # fired: it must not keep the session (an ended session is freed by refcount).
+        _current.set(None)
+        with anyio.move_on_after(request.max_duration) as limit:
+            _current.set(cast("Session", self))
+            await handle.connect(cast("Session", self))
+        if limit.cancelled_caught and self._end_reason is None:
+            self._end_reason = "deadline"
+
+    async def _finish(self, reason: str, error: BaseException | None) -> None:
+        if self._cancel_path_ran:  # exactly once, whatever called it
+            return
+        self._cancel_path_ran = True
+        handle = self._handle
+        outcome = ProviderOutcome()
+        if handle is not None:
+            self._provider_ended = False
+            with anyio.move_on_after(self.request.end_timeout) as scope:
+                try:
+                    await handle.end(reason)
+                    self._provider_ended = True
+                except Exception as exc:
+                    self._unended(f"cancel path: {exc}", "end_failed")
+            if scope.cancelled_caught:
+                self._unended(
+                    f"the cancel path did not finish within {self.request.end_timeout:g}s "
+                    "(end_timeout)", "end_timeout"
+                )
+            with anyio.move_on_after(self.request.end_timeout):
+                try:
+                    outcome = await handle.result()
+                except Exception as exc:
+                    logger.warning("fetching the result of session %s failed: %s", self.id, exc)
+            self._handle = None  # the provider session may refer back to this one
+        self.result = self._build_result(reason, error, outcome)
+        self.emit(
+            EndedEvent(
+                outcome=self.result.outcome,
+                reason=reason,
+                duration_s=self.result.duration_s,
+                failure_code=self.result.failure_code,
+                failure=self.result.failure,
+            )
+        )
+        self.state = "ended"
+        self._closed = True
+        if self._pending_wakeup is not None:
+            self._pending_wakeup.set()
+        if self._observers_done is not None:
+            with anyio.move_on_after(self.request.end_timeout):
+                await self._observers_done.wait()  # async observers see "ended" too, in order
+        # Each implementation is bounded by hook_timeout.
+        await self.host.notify_ended(cast("Session", self), self.result)
+        for sub in self._subs:
+            sub.close()
+        self._subs.clear()
+        self._secrets.release()
+        self._done.set()
+
+    def _unended(self, message: str, code: str) -> None:
+        # Loud on purpose: a session the provider may still run (and bill).
+        logger.error(
+            "could not end session %s (provider session %s) at the provider; it may still "
+            "be running there: %s", self.id, self.provider_session_id, message,
+        )
+        self.emit(ErrorEvent(code=code, message=message))
+
+    def _build_result(
+        self, reason: str, error: BaseException | None, outcome: ProviderOutcome
+    ) -> SessionResult:
+        failure = outcome.failure
+        failure_code = outcome.failure_code
+        if error is not None:
+            result_outcome: Outcome = "failed"
+            message = error.message if isinstance(error, MasqueradeError) else str(error)
+            failure = failure or message
+            failure_code = failure_code or getattr(error, "failure_code", None) or getattr(
+                error, "code", None
+            )
+        elif self._fatal is not None:
+            result_outcome = "failed"
+            failure = failure or self._fatal.message
+            failure_code = failure_code or self._fatal.code
+        elif reason == "cancelled":
+            result_outcome = "cancelled"
+        else:
+            result_outcome = outcome.outcome or "completed"
+        return SessionResult(
+            session_id=self.id,
+            provider=self.provider,
+            provider_session_id=self.provider_session_id,
+            outcome=result_outcome,
+            reason=reason,
+            transcript=outcome.transcript
+            if outcome.transcript is not None
+            else [
+                TranscriptTurn(role=e.role, text=e.text)
+                for _, e in self._kept
+                if isinstance(e, TranscriptDone)
+            ],
+            tool_calls=list(self._records.values()),
+            client_events=self._client_events,
+            duration_s=outcome.duration_s
+            if outcome.duration_s is not None
+            else round(self.elapsed, 3),
+            failure=failure,
+            failure_code=failure_code,
+            error=None if error is None else f"{type(error).__name__}: {error}",
+            recording_url=outcome.recording_url,
+            usage=outcome.usage or self._usage,
+            dropped_audio=self.dropped_audio,
+            provider_ended=self._provider_ended,
+            started_at=self.started_at,
+            ended_at=datetime.now(UTC),
+        )
+
+
+def _unwrap(exc: Exception) -> Exception:
+    # Task groups wrap a lone failure in an ExceptionGroup; report the failure itself.
+    while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc

@@ -1,0 +1,99 @@
+"""The :class:`Tracing` plugin class: its hooks, over the session, tool and graph spans."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Generator
+from typing import TYPE_CHECKING
+
+from opentelemetry import trace
+
+from ... import _semconv as sc
+from ...hookspecs import hookimpl
+from ._attributes import VERSION
+from ._graph import GraphSpans
+from ._metrics import Metrics
+from ._sessions import HANDLERS, SKIPPED, SessionSpans, SessionTrace
+from ._tools import ToolSpans
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
+
+    from ...events import BaseEvent, ToolCall, ToolResult
+    from ...session import Session, SessionResult
+
+__all__ = ["Tracing"]
+
+logger = logging.getLogger("masquerade.tracing")
+
+
+class Tracing(SessionSpans, ToolSpans, GraphSpans):
+    """The tracing plugin. The built-in one uses the global providers; make your own to
+    pass providers explicitly (see the module docs).
+
+    Args:
+        tracer_provider: where spans go (default: the global provider, looked up lazily,
+            so an SDK configured after import is still used).
+        meter_provider: where metrics go (default: the global one).
+        capture_content: record transcripts, tool arguments and results. ``None`` (the
+            default) reads ``MASQUERADE_CAPTURE_CONTENT`` when each session starts.
+    """
+
+    def __init__(
+        self,
+        *,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+        capture_content: bool | None = None,
+    ) -> None:
+        self.capture_content = capture_content
+        self.tracer = trace.get_tracer(sc.SCOPE_NAME, VERSION, tracer_provider=tracer_provider)
+        self._metrics = Metrics(meter_provider)
+        self._sessions: dict[str, SessionTrace] = {}
+
+    def __repr__(self) -> str:
+        return f"<Tracing sessions={len(self._sessions)} capture_content={self.capture_content}>"
+
+    # ------------------------------------------------------------------ hooks
+    @hookimpl
+    def masquerade_session_event(self, session: Session, event: BaseEvent) -> None:
+        kind = event.type
+        if kind in SKIPPED:
+            return
+        trace_ = self._sessions.get(session.id)
+        if trace_ is None:
+            if kind == "ended":
+                return
+            trace_ = self._start(session)
+        try:
+            if not trace_.ids_recorded and session.provider_session_id:
+                self._record_ids(trace_, session)
+            handler = HANDLERS.get(kind)
+            if handler is not None:
+                handler(self, trace_, event)
+        except Exception:  # a failing SDK or processor must never surface in the session
+            logger.debug("tracing a %s event failed", kind, exc_info=True)
+
+    @hookimpl
+    def masquerade_session_ended(self, session: Session, result: SessionResult) -> None:
+        trace_ = self._sessions.pop(session.id, None)
+        if trace_ is None:
+            return
+        try:
+            self._finish(trace_, session, result)
+        except Exception:  # an SDK failure must never surface in the session
+            logger.debug("ending the span of session %s failed", session.id, exc_info=True)
+
+    # tryfirst: the outermost wrapper, so the span covers the whole chain (other plugins'
+    # auth, caching or retry wrappers included) and records the one answer the model gets.
+    @hookimpl(wrapper=True, tryfirst=True)
+    def masquerade_tool_invoke(
+        self, call: ToolCall, session: Session
+    ) -> Generator[None, Awaitable[ToolResult] | None, Awaitable[ToolResult] | None]:
+        inner = yield
+        if inner is None:
+            return None
+        return self._traced_tool(call, session, inner)
