@@ -326,9 +326,7 @@ MAX_EVENT_BYTES = 16 * 1024 * 1024
 def json_too_deep(value: Any, max_depth: int = MAX_JSON_DEPTH) -> bool:
     """Whether decoded JSON ``value`` nests objects/arrays deeper than ``max_depth``.
 
-    Iterative (never recurses), and it stops at the first path that is too deep. Decoded
-    JSON is checked with exact type tests (an ABC check per value would cost more than
-    the walk); other mappings and sequences are still recognized.
+    Iterative (never recurses), and it stops at the first path that is too deep.
     """
     stack: list[tuple[Any, int]] = [(value, 1)]
     pop, push = stack.pop, stack.append
@@ -339,23 +337,15 @@ def json_too_deep(value: Any, max_depth: int = MAX_JSON_DEPTH) -> bool:
             children: Any = item.values()
         elif kind is list or kind is tuple:
             children = item
-        elif kind in _SCALARS:
-            continue
-        elif isinstance(item, Mapping):
+        elif kind not in _SCALARS and isinstance(item, Mapping):
             children = item.values()
-        elif isinstance(item, list | tuple):
-            children = item
         else:
             continue
         if depth > max_depth:
             return True
-        depth += 1
         for child in children:
-            kind = type(child)
-            if kind is dict or kind is list or (
-                kind not in _SCALARS and isinstance(child, Mapping | list | tuple)
-            ):
-                push((child, depth))
+            if type(child) not in _SCALARS:
+                push((child, depth + 1))
     return False
 
 

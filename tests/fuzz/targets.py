@@ -121,7 +121,7 @@ def _openai_session() -> Any:
                                  url="ws://127.0.0.1:9/v1/realtime", headers={})
 
 
-OPENAI_TYPES: list[str] = sorted(_openai_session()._translator.handlers)
+OPENAI_TYPES: list[str] = sorted(_openai_session()._parts.translator.handlers)
 
 
 def openai_frame(frame: str | bytes | Mapping[str, Any]) -> None:
@@ -131,8 +131,9 @@ def openai_frame(frame: str | bytes | Mapping[str, Any]) -> None:
 
     session = _openai_session()
     events: list[Any] = []
-    translator = session._translator
-    translator.emit = session._turns.emit = session._tools.emit = events.append
+    parts = session._parts
+    translator = parts.translator
+    translator.emit = parts.turns.emit = parts.tools.emit = events.append
     if isinstance(frame, str | bytes):
         try:
             data = json.loads(frame)
