@@ -134,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
                 sock = socket.socket(family, socket.SOCK_STREAM)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 sock.bind((host, args.port))
+                sock.listen(2048)  # connections wait in the backlog until uvicorn accepts
                 port = sock.getsockname()[1]
                 shown = f"[{host}]" if ":" in host else host
                 mode = (
@@ -145,7 +146,13 @@ def run(args: argparse.Namespace) -> int:
                     flush=True,
                 )
                 server = uvicorn.Server(
-                    uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+                    uvicorn.Config(
+                        app,
+                        log_level="warning",
+                        access_log=False,  # a client token may travel in a query string
+                        lifespan="on",
+                        timeout_keep_alive=30,  # frontends long-poll again and again
+                    )
                 )
                 await server.serve(sockets=[sock])
 
