@@ -59,6 +59,7 @@ EXPECTED = {
 GRAPH = {
     "Graph",
     "AvatarNode",
+    "RetryPolicy",
     "START",
     "END",
     "GraphEvent",

@@ -62,6 +62,7 @@ from .graph import (
     NodeEvent,
     NodeFinished,
     NodeStarted,
+    RetryPolicy,
 )
 from .hookspecs import hookimpl
 from .host import Host, PluginInfo
@@ -108,6 +109,7 @@ __all__ = [
     # graphs
     "Graph",
     "AvatarNode",
+    "RetryPolicy",
     "START",
     "END",
     "GraphEvent",

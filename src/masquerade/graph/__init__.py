@@ -47,6 +47,7 @@ from ._avatar import AvatarNode
 from ._engine import RunContext, current_run
 from ._events import GraphEnded, GraphEvent, NodeEvent, NodeFinished, NodeStarted
 from ._graph import DEFAULT_MAX_STEPS, Graph
+from ._retry import RetryPolicy
 from ._stream import GraphStream
 from ._validate import END, START
 
@@ -54,6 +55,7 @@ __all__ = [
     "Graph",
     "GraphStream",
     "AvatarNode",
+    "RetryPolicy",
     "START",
     "END",
     "GraphEvent",

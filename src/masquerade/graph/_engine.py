@@ -23,6 +23,7 @@ on the core (see ``docs/concepts/architecture.md``).
 from __future__ import annotations
 
 import inspect
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
     from ._nodes import NodeSpec
 
 __all__ = ["RunContext", "current_run", "NodeCaller", "call_node", "execute"]
+
+logger = logging.getLogger("masquerade.graph")
 
 Emit: TypeAlias = Callable[[GraphEvent], Awaitable[None]]
 
@@ -193,11 +196,10 @@ class _Step:
         started = time.monotonic()
         try:
             await self.emit(NodeStarted(node=spec.name, step=step))
-            given = graph.schema.copy_for_node(self.state)
             # The node's span is current while it runs: an AvatarNode's session (and
             # anything else traced inside the node) becomes its child.
             with node_span(spec.name, graph=graph.name, host=self.host):
-                output = await self.caller(spec, given)
+                output = await self._attempts(spec)
         except Exception as exc:
             self.failures.append(_as_node_error(spec.name, exc))
         else:
@@ -216,6 +218,28 @@ class _Step:
             _current_run.reset(token)
         if self.failures and tg is not None:
             tg.cancel_scope.cancel()
+
+
+    async def _attempts(self, spec: NodeSpec) -> Any:
+        """The node's body through the caller, again while its retry policy allows."""
+        attempt = 0
+        while True:
+            attempt += 1
+            given = self.graph.schema.copy_for_node(self.state)
+            try:
+                return await self.caller(spec, given)
+            except Exception as exc:
+                policy = spec.retry
+                if policy is None or attempt >= policy.max_attempts:
+                    raise
+                if not policy.should_retry(exc):
+                    raise
+                delay = policy.delay(attempt)
+                logger.info(
+                    "node %s failed (%s: %s); attempt %d of %d in %.2fs",
+                    spec.name, type(exc).__name__, exc, attempt + 1, policy.max_attempts, delay,
+                )  # fmt: skip
+                await anyio.sleep(delay)
 
 
 def _as_node_error(node: str, exc: Exception) -> GraphError:

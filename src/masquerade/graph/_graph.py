@@ -22,6 +22,7 @@ from ._nodes import (
     callable_name,
     is_async_callable,
 )
+from ._retry import RetryPolicy
 from ._state import StateSchema, StateT
 from ._stream import GraphStream
 from ._validate import END, START, validate_graph
@@ -79,9 +80,18 @@ class Graph(Generic[StateT]):
 
     # ------------------------------------------------------------------ building
     def add_node(
-        self, name: str | Callable[[Any], Any], node: Callable[[Any], Any] | None = None
+        self,
+        name: str | Callable[[Any], Any],
+        node: Callable[[Any], Any] | None = None,
+        *,
+        retry: RetryPolicy | None = None,
     ) -> Graph[StateT]:
-        """Add a node: ``add_node("name", fn)``, or ``add_node(fn)`` to use ``fn.__name__``."""
+        """Add a node: ``add_node("name", fn)``, or ``add_node(fn)`` to use ``fn.__name__``.
+
+        ``retry`` runs the node again when it raises, as the
+        :class:`~masquerade.RetryPolicy` allows (``RetryPolicy(max_attempts=3, backoff=1.0,
+        retry_on=ProviderError)``); without one a node runs once.
+        """
         if node is None:
             if not callable(name):
                 raise GraphValidationError(
@@ -113,6 +123,7 @@ class Graph(Generic[StateT]):
             is_async=is_async_callable(node),
             output_keys=tuple(output_keys) if isinstance(output_keys, list | tuple) else (),
             providers=tuple(providers) if isinstance(providers, list | tuple) else (),
+            retry=_check_retry(name, retry),
         )
         self._validated = False
         return self
@@ -275,3 +286,12 @@ class Graph(Generic[StateT]):
         if max_steps < 1:
             raise GraphError(f"max_steps must be at least 1, got {max_steps}")
         return GraphStream(self, initial, host, max_steps, session_events)
+
+
+def _check_retry(node: str, retry: object) -> RetryPolicy | None:
+    if retry is None or isinstance(retry, RetryPolicy):
+        return retry
+    raise GraphValidationError(
+        f"the retry of node {node!r} is a {type(retry).__name__}, not a RetryPolicy",
+        hint="add_node(name, fn, retry=RetryPolicy(max_attempts=3))",
+    )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..errors import GraphError
+from ._retry import RetryPolicy
 from ._validate import END
 
 __all__ = ["NodeSpec", "Branch", "Wiring", "is_async_callable", "callable_name"]
@@ -46,6 +47,8 @@ class NodeSpec:
     is_async: bool
     output_keys: tuple[str, ...] = ()
     providers: tuple[str, ...] = ()
+    #: the node's :class:`~masquerade.RetryPolicy`, if it has one
+    retry: RetryPolicy | None = None
 
 
 @dataclass(frozen=True)
