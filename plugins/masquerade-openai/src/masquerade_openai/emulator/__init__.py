@@ -1,7 +1,10 @@
 """A loopback emulator of the OpenAI Realtime API (GA), for tests, demos and benchmarks.
 
 It serves, on one local port, what the service serves: the websocket ``/v1/realtime``
-(``?model=`` or ``?call_id=``, bearer auth), the SIP call endpoints
+(``?model=`` or ``?call_id=``; the key as a bearer token or, as browsers send it, in the
+subprotocol ``openai-insecure-api-key.<key>``), ephemeral keys
+(``POST /v1/realtime/client_secrets``), WebRTC calls (``POST /v1/realtime/calls``: a valid
+SDP answer and a ``Location`` header, no media), the call endpoints
 ``/v1/realtime/calls/{call_id}/accept|reject|hangup|refer``, and it sends signed
 ``realtime.call.incoming`` webhooks. A scripted model answers (see
 :class:`EmulatorScript`): it replies to text and committed audio, streams audio deltas of
