@@ -331,6 +331,7 @@ class SessionRun:
             failure_code=failure_code,
             error=None if error is None else f"{type(error).__name__}: {error}",
             recording_url=outcome.recording_url,
+            extra=dict(outcome.extra),
             usage=outcome.usage or self._usage,
             dropped_audio=self.dropped_audio,
             provider_ended=self._provider_ended,

@@ -123,6 +123,9 @@ class SessionResult(BaseModel):
     #: or timed out (the session may still run, and bill, at the provider), ``None`` when
     #: no provider session was created.
     provider_ended: bool | None = None
+    #: Provider-specific facts about the call (``ProviderOutcome.extra``), e.g. Runway's
+    #: ``runway_status``, ``ended_with``, ``long_call`` and ``segments``.
+    extra: dict[str, Any] = Field(default_factory=dict)
     started_at: datetime
     ended_at: datetime
 

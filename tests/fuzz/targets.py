@@ -16,7 +16,7 @@ from masquerade import EventParseError, ToolArgumentsError, tool
 from masquerade.events import EVENT_TYPES, BaseEvent, parse_event
 from masquerade_openai import WebhookVerificationError, sign_webhook, verify_webhook
 from masquerade_runway._messages import MessageTranslator
-from masquerade_runway._session import MAX_RAW_ARGUMENTS, WORKER_PREFIX, rpc_arguments
+from masquerade_runway._tool_rpc import MAX_RAW_ARGUMENTS, WORKER_PREFIX, rpc_arguments
 
 WEBHOOK_SECRET = "whsec_ZnV6emluZy1zZWNyZXQtZnV6emluZy1zZWNyZXQ="
 

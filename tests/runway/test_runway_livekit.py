@@ -23,7 +23,7 @@ from masquerade import (
     hookimpl,
 )
 from masquerade_runway import DataMessage, LiveKitRoom, RoomError
-from masquerade_runway._session import _ToolEndpoint
+from masquerade_runway._tool_rpc import ToolEndpoint as _ToolEndpoint
 
 from .tools_for_tests import lookup_order, slow_lookup
 

@@ -64,7 +64,8 @@ from ._provider import RunwayProvider
 from ._request import MAX_DURATION_LIMIT, PRACTICAL_DURATION, PRESET_AVATARS, build_session_body
 from ._resources import UNSET, AvatarsAPI, ConversationsAPI, DocumentsAPI, UploadsAPI
 from ._room import DataMessage, Room, RoomError, RpcFailure, RpcInvocation
-from ._session import END_CALL, WORKER_PREFIX, RunwaySession
+from ._session import END_CALL, RunwaySession
+from ._tool_rpc import WORKER_PREFIX
 
 if TYPE_CHECKING:
     from ._livekit import LiveKitRoom

@@ -21,7 +21,12 @@ Session options (``SessionRequest(options={...})``):
 * ``room="livekit" | "emulator"`` -- the room implementation the backend joins with;
 * ``backend=False`` -- do not join the room (no backend tools, transcripts or client
   events): only follow the session's status until it ends;
-* ``avatar_type="preset" | "custom"`` -- how to read ``avatar``.
+* ``avatar_type="preset" | "custom"`` -- how to read ``avatar``;
+* ``integration=LiveKitIntegration(...) | ElevenLabsIntegration(...)`` -- your own agent
+  speaks through the avatar (no tools, no backend);
+* ``long_call="none" | "end" | "continue"`` (with ``call_cap``, ``cap_margin``,
+  ``continue_script``) -- what happens before Runway's cap on a call's length (see
+  :mod:`masquerade_runway._long_call`).
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ from masquerade import Host, SessionRequest, hookimpl
 from masquerade.session import current_session
 
 from ._client import RunwayClient
-from ._request import build_session_body
+from ._long_call import LongCallPolicy
+from ._request import build_session_body, session_integration
 from ._session import RunwaySession
 
 __all__ = ["RunwayProvider"]
@@ -151,7 +157,10 @@ class RunwayProvider:
     async def create(self, request: SessionRequest) -> RunwaySession:
         """``POST /v1/realtime_sessions`` for ``request`` (validated first; never resent)."""
         tools = self._tool_schemas(request)
+        if not request.tools and session_integration(request) is not None:
+            tools = []  # tools every session gets (from plugins) stay with masquerade
         body = build_session_body(request, tools)
+        LongCallPolicy.from_options(request.options)  # refuse a bad policy before creating
         client = self._acquire_client()
         try:
             session_id = await client.create_realtime_session(body)

@@ -56,6 +56,11 @@ KNOWN_OPTIONS: Mapping[str, str] = {
     "presets, anything else is a custom avatar id)",
     "integration": "a LiveKitIntegration or ElevenLabsIntegration (or its mapping): your own "
     "agent speaks through the avatar; no tools, no backend",
+    "long_call": "'none', 'end' or 'continue': what happens before Runway's cap on a call's "
+    "length (see masquerade_runway's long calls)",
+    "call_cap": "seconds after which Runway ends a call (default 300)",
+    "cap_margin": "seconds before call_cap at which long_call acts (default 15)",
+    "continue_script": "the opening line of a continued call's next session",
 }
 
 
@@ -132,7 +137,7 @@ def build_session_body(
     if integration is not None:
         if tools:
             raise ConfigurationError(
-                f"this session has tools and an {integration.type} integration",
+                f"this session has tools and an integration ({integration.type})",
                 hint="with an integration your own agent owns the conversation: give the "
                 "tools to your agent, not to the Runway session",
             )

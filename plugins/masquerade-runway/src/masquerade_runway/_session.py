@@ -14,7 +14,6 @@ Lifecycle (see :mod:`masquerade.provider`):
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
@@ -29,18 +28,19 @@ from masquerade import (
     TranscriptTurn,
     register_session_secret,
 )
-from masquerade.errors import EventParseError
-from masquerade.events import ErrorEvent, Role, ToolCall, ToolResult, decode_json
+from masquerade.events import BaseEvent, ErrorEvent, ProviderEvent, Role, TranscriptDone
 from masquerade.provider import ProvisioningState
 
 from ._client import RunwayClient
 from ._emulator_room import EmulatorRoom
 from ._errors import RunwayError, RunwayNotFound, RunwayProtocolError
 from ._integration import LiveKitIntegration
+from ._long_call import LongCallPolicy, continue_call
 from ._messages import MessageTranslator
 from ._models import AvatarConversation, RealtimeSession, RoomCredentials
 from ._request import session_integration
-from ._room import DataMessage, Room, RoomError, RpcFailure, RpcInvocation
+from ._room import DataMessage, Room, RoomError
+from ._tool_rpc import WORKER_PREFIX, ToolEndpoint
 
 if TYPE_CHECKING:
     from masquerade import Session, SessionRequest
@@ -51,8 +51,6 @@ logger = logging.getLogger("masquerade.runway")
 
 #: The data message that ends a call as if the user hung up (the session ends COMPLETED).
 END_CALL = b'{"type":"END_CALL"}'
-#: Only participants whose identity starts with this may call backend tools.
-WORKER_PREFIX = "worker:"
 
 _STATES: Mapping[str, ProvisioningState] = {
     "NOT_READY": "not_ready",
@@ -98,81 +96,6 @@ def make_room(kind: str) -> Room:
     raise ValueError(f"unknown room kind {kind!r}")
 
 
-#: The most characters of an undecodable RPC payload kept in the tool call's record.
-MAX_RAW_ARGUMENTS = 4096
-
-
-def rpc_arguments(payload: str) -> dict[str, Any] | str:
-    """The arguments of a ``backend_rpc`` call from its RPC payload: the decoded object
-    (its ``args`` when the worker wrapped them), or the raw text, cut to
-    :data:`MAX_RAW_ARGUMENTS`, when it is not a JSON object within the size and nesting
-    bounds (the call is then answered with an error naming the problem). Never raises."""
-    if not payload.strip():
-        return {}
-    try:
-        parsed = decode_json(payload)
-    except EventParseError:
-        return payload[:MAX_RAW_ARGUMENTS] if len(payload) > MAX_RAW_ARGUMENTS else payload
-    if isinstance(parsed, dict) and parsed.get("args") is not None:
-        parsed = parsed["args"]
-    return parsed if isinstance(parsed, dict) else payload[:MAX_RAW_ARGUMENTS]
-
-
-class _ToolEndpoint:
-    """Answers the RPC calls of one ``backend_rpc`` tool through ``session.call_tool``."""
-
-    def __init__(self, session: Session, name: str, timeout_seconds: float) -> None:
-        self.session = session
-        self.name = name
-        self.timeout_seconds = timeout_seconds
-
-    def _budget(self, invocation: RpcInvocation) -> float:
-        # Answer before the worker gives up: keep a margin for the reply's trip back.
-        waits = min(self.timeout_seconds, invocation.response_timeout or self.timeout_seconds)
-        return max(0.05, waits - min(0.25, waits * 0.1))
-
-    async def __call__(self, invocation: RpcInvocation) -> str:
-        caller = invocation.caller_identity
-        if not caller.startswith(WORKER_PREFIX):
-            self.session.emit(
-                ErrorEvent(
-                    code="rpc_unauthorized",
-                    message=f"refused a call of tool {self.name!r} from {caller!r}: only the "
-                    f"avatar worker ({WORKER_PREFIX}...) may call backend tools",
-                )
-            )
-            raise RpcFailure(f"Unauthorized caller: {caller}")
-        call = ToolCall(
-            call_id=invocation.request_id,
-            name=self.name,
-            arguments=rpc_arguments(invocation.payload),
-            kind="backend_rpc",
-        )
-        answered = anyio.Event()
-        box: list[ToolResult] = []
-        budget = self._budget(invocation)
-
-        async def run() -> None:
-            try:
-                # Bounded by the worker's wait: what the avatar is told is what is recorded.
-                box.append(await self.session.call_tool(call, timeout=budget))
-            finally:
-                answered.set()
-
-        # The call runs in the session's task group, so that it is answered (and recorded)
-        # once even if this RPC handler is cancelled.
-        self.session.spawn(run, name=f"tool {self.name}")
-        with anyio.move_on_after(budget + 1.0):
-            await answered.wait()
-        if not box:
-            raise RpcFailure(
-                f"tool {self.name!r} did not answer within {budget:.2f}s (the avatar waits "
-                f"{self.timeout_seconds:g}s)"
-            )
-        result = box[0]
-        if result.error is not None:
-            raise RpcFailure(result.error)
-        return json.dumps(result.output, default=str)
 
 
 class RunwaySession:
@@ -213,6 +136,13 @@ class RunwaySession:
         self._dropped_data = 0
         #: What the cancel path did: ``"end_call"``, ``"delete"`` or ``"none"``.
         self.ended_with: str | None = None
+        #: What to do before Runway's cap on a call's length (see ``_long_call``).
+        self.long_call = LongCallPolicy.from_options(options)
+        #: The Runway sessions this call ran in, in order (more than one once continued).
+        self.segments = [session_id]
+        #: Finished turns heard so far, ``(role, text)`` (the context of a next segment).
+        self.heard: list[tuple[str, str]] = []
+        self.long_call_outcome: str | None = None
 
     def __repr__(self) -> str:
         status = self.status.status if self.status else None
@@ -321,16 +251,39 @@ class RunwaySession:
         if not self.backend:
             await self._follow_status()
             return
+        self._owner = session
+        while True:
+            room = await self._join(session)
+            policy = self.long_call
+            if policy is None:
+                await self._until_closed(room)
+                return
+            with anyio.move_on_after(policy.budget) as timer:
+                await self._until_closed(room)
+            if not timer.cancelled_caught:
+                return  # the call ended by itself
+            if policy.action == "continue" and await continue_call(self, session, policy):
+                self.long_call_outcome = "continued"
+                continue
+            session.emit(
+                ProviderEvent(
+                    name="long_call",
+                    payload={"action": "end", "session_id": self.id, "after_s": policy.budget},
+                )
+            )
+            self.long_call_outcome = "ended_before_cap"
+            return  # the cancel path ends the call with END_CALL: COMPLETED
+
+    async def _join(self, session: Session) -> Room:
         credentials = await self.client.connect_backend(self.id)
         register_session_secret(credentials.token.get_secret_value())
         room = make_room(self._choose_room(credentials))
-        self._owner = session
-        translator = self._translator = MessageTranslator(session.emit)
+        self._translator = MessageTranslator(self._heard_and_emitted)
         for tool in self.tools:
             if tool.get("type") == "backend_rpc":
                 timeout = float(tool.get("timeoutSeconds") or 4.0)
                 room.register_rpc_method(
-                    str(tool["name"]), _ToolEndpoint(session, str(tool["name"]), timeout)
+                    str(tool["name"]), ToolEndpoint(session, str(tool["name"]), timeout)
                 )
         room.on_data(self._on_data)
         if isinstance(room, EmulatorRoom):
@@ -346,10 +299,34 @@ class RunwaySession:
                 hint="check that the network allows WebRTC/websockets to the room's URL",
             ) from None
         self._room = room
+        return room
+
+    async def _until_closed(self, room: Room) -> None:
         try:
             await room.wait_closed()
         finally:
-            translator.transcripts.flush()
+            if self._translator is not None:
+                self._translator.transcripts.flush()
+
+    def _heard_and_emitted(self, event: BaseEvent) -> None:
+        if isinstance(event, TranscriptDone) and event.text:
+            self.heard.append((event.role, event.text))
+        owner = self._owner
+        if owner is not None:
+            owner.emit(event)
+
+    async def switch_to(self, session_id: str) -> None:
+        """Make ``session_id`` (READY) this call's session, ending the current one."""
+        try:
+            await self._end_current("the call continues in session " + session_id)
+        except RunwayError as exc:
+            if self._owner is not None:
+                self._owner.emit(ErrorEvent(code="end_failed", message=exc.message, fatal=False))
+        self.id = session_id
+        self.segments.append(session_id)
+        self.status = self._session_key = self._expires_at = self._credentials = None
+        self.ended_with = None
+        await self._retrieve()
 
     async def _follow_status(self) -> None:
         # Without a backend participant, the call is over when Runway says so.
@@ -394,6 +371,9 @@ class RunwaySession:
         if self._ended:
             return
         self._ended = True
+        await self._end_current(reason)
+
+    async def _end_current(self, reason: str) -> None:
         budget = self.request.end_timeout
         deadline = anyio.current_time() + budget * 0.9
         probe = min(2.0, budget * 0.15)
@@ -490,9 +470,13 @@ class RunwaySession:
                 failure_code=status.failure_code,
                 extra={"runway_status": status.status, "ended_with": self.ended_with},
             )
+        if self.long_call_outcome is not None:
+            outcome.extra["long_call"] = self.long_call_outcome
         conversation = await self._conversation()
         if conversation is None:
             return outcome
+        earlier = [await self._conversation(sid) for sid in self.segments[:-1]]
+        turns = [t for c in (*earlier, conversation) if c is not None for t in c.transcript]
         transcript = [
             TranscriptTurn(
                 role=cast(Role, turn.role if turn.role in ("user", "assistant") else "system"),
@@ -501,32 +485,39 @@ class RunwaySession:
                 tool_calls=turn.tool_calls,
                 tool_results=turn.tool_results,
             )
-            for turn in conversation.transcript
+            for turn in turns
         ]
+        extra: dict[str, Any] = {**outcome.extra, "conversation_status": conversation.status}
+        duration = outcome.duration_s if outcome.duration_s is not None else conversation.duration
+        if earlier:
+            extra["segments"] = list(self.segments)
+            extra["recording_urls"] = [
+                c.recording_url for c in (*earlier, conversation) if c is not None
+            ]
+            duration = (duration or 0) + sum(c.duration or 0 for c in earlier if c is not None)
         return outcome.model_copy(
             update={
                 "transcript": transcript,
                 "recording_url": conversation.recording_url,
-                "duration_s": outcome.duration_s
-                if outcome.duration_s is not None
-                else conversation.duration,
+                "duration_s": duration,
                 "failure": outcome.failure or conversation.failure,
                 "failure_code": outcome.failure_code or conversation.failure_code,
-                "extra": {**outcome.extra, "conversation_status": conversation.status},
+                "extra": extra,
             }
         )
 
-    async def _conversation(self) -> AvatarConversation | None:
+    async def _conversation(self, session_id: str | None = None) -> AvatarConversation | None:
+        session_id = session_id or self.id
         conversation: AvatarConversation | None = None
         delay = 0.05
         with anyio.move_on_after(self.provider.result_wait):
             while True:
                 try:
-                    conversation = await self.client.retrieve_avatar_conversation(self.id)
+                    conversation = await self.client.retrieve_avatar_conversation(session_id)
                 except RunwayNotFound:
                     return None  # never started (cancelled while provisioning)
                 except RunwayError as exc:
-                    logger.warning("could not read conversation %s: %s", self.id, exc.message)
+                    logger.warning("could not read conversation %s: %s", session_id, exc.message)
                     return None
                 if conversation.status != "in_progress":
                     return conversation
