@@ -22,12 +22,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 #: Packages whose modules must not import each other in a circle.
-PACKAGES: list[str] = ["masquerade", "masquerade_openai"]
+PACKAGES: list[str] = ["masquerade", "masquerade_openai", "masquerade_runway"]
 
 #: Folders whose ``.py`` files must stay under MAX_LINES lines.
 SIZE_CHECKED_ROOTS: list[Path] = [
     ROOT / "src" / "masquerade",
     ROOT / "plugins" / "masquerade-openai" / "src",
+    ROOT / "plugins" / "masquerade-runway" / "src",
 ]
 MAX_LINES = 600
 

@@ -20,15 +20,23 @@ Or from a shell: ``masquerade emulate runway --port 8765 [--api-key KEY] [--scri
 
 What it emulates (same paths, camelCase fields and status codes as Runway):
 ``POST/GET/DELETE /v1/realtime_sessions[/{id}]``, ``POST .../consume`` (session key),
-``POST .../connect_backend``, ``GET /v1/avatar_conversations[/{id}]`` (cursor pages),
-``GET /v1/avatars[/{id}]``, and, emulator-only, ``GET /_emulator/sessions`` (every
-session created, with each backend tool call's ``name`` and ``answers`` received; see
-:meth:`RunwayEmulator.inventory`); ``X-Runway-Version`` is required, unknown body keys and
-out-of-range values are 400s. Sessions go ``NOT_READY`` (optionally queued) -> ``READY``
--> ``RUNNING`` (when someone joins the room) -> ``COMPLETED`` / ``CANCELLED``, or
-``FAILED`` with a ``failureCode`` when a :class:`SessionPlan` says so. Faults on demand:
-:meth:`RunwayEmulator.inject` (429 with retry-after, 5xx, slow answers), queueing and
-failures with :meth:`RunwayEmulator.plan_next`.
+``POST .../connect_backend``, ``GET/DELETE /v1/avatar_conversations[/{id}]`` (cursor
+pages, signed recording URLs that expire), ``/v1/avatars`` (create, get, update, list,
+delete), ``GET /v1/avatar_usage``, ``/v1/documents`` (create, get, update, list, delete)
+and ``POST /v1/uploads``; and, emulator-only, ``GET /_emulator/sessions`` (every session
+created, with each backend tool call's ``name`` and ``answers`` received; see
+:meth:`RunwayEmulator.inventory`). Bodies are validated as strictly as the API validates
+them, answering 400 with its zod-style messages; ``X-Runway-Version`` is required.
+
+Sessions go ``NOT_READY`` (``queued`` over the account's concurrency limit, see
+:class:`Account`) -> ``READY`` (``FAILED`` at ``expiresAt`` if nobody joins) ->
+``RUNNING`` (when a frontend joins; by default the emulator plays the user, who joins
+with the backend) -> ``COMPLETED`` / ``CANCELLED``, or ``FAILED`` with a ``failureCode``
+when a :class:`SessionPlan` says so. A session with an ``integration`` runs without a
+Runway frontend and its avatar says nothing of the script (your agent speaks). Faults on
+demand: :meth:`RunwayEmulator.inject` (429 with retry-after, 5xx, slow answers), queueing
+and failures with :meth:`RunwayEmulator.plan_next`, quotas with
+:meth:`RunwayEmulator.set_account`.
 
 The room is a websocket (``/rtc``, protocol in :class:`masquerade_runway.EmulatorRoom`)
 with LiveKit's RPC and data-message semantics; ``connect_backend`` and ``consume`` answer
