@@ -11,7 +11,7 @@ import pytest
 from masquerade_dbos import DurableGraph, RunFailed
 
 from .openai_graph import Voice, graph
-from .test_recovery_runway import wait_for
+from .test_recovery_runway import checkpointed, wait_for
 from .workers import EmulatorProcess, WorkerProcess, marks
 
 pytestmark = pytest.mark.anyio
@@ -63,6 +63,7 @@ async def test_a_lost_sip_call_is_reattached_by_its_call_id(
             async with DurableGraph(phone, database_url=postgres_url, worker=False) as submitter:
                 run = await submitter.submit(Phone(call_id=call_id))
                 await wait_for(lambda: attached() == 1)
+                await wait_for(checkpointed([run], "answer", 1))
                 a.kill()
                 b.start()
                 await wait_for(lambda: attached() == 2)  # the same call, a new sideband

@@ -46,6 +46,21 @@ async def wait_for(predicate: Callable[[], Awaitable[bool] | bool], timeout: flo
             await anyio.sleep(0.05)
 
 
+def checkpointed(runs: list[RunHandle[Any]], node: str, step: int) -> Callable[[], Awaitable[bool]]:
+    """Whether every run has checkpointed the provider session of ``node`` (a crash
+    before that is the one window where a session could be created twice)."""
+    from dbos import DBOS
+
+    async def check() -> bool:
+        key = f"masquerade.session/{node}/{step}/1"
+        for run in runs:
+            if await DBOS.get_event_async(run.id, key, 0) is None:
+                return False
+        return True
+
+    return check
+
+
 def check_guarantees(emulator: EmulatorProcess, runs: int) -> list[dict[str, Any]]:
     sessions = emulator.sessions()
     assert len(sessions) == runs, "exactly one provider session per run"
@@ -153,6 +168,7 @@ async def test_a_crash_between_session_created_and_ready(
             async with DurableGraph(graph, database_url=postgres_url, worker=False) as submitter:
                 runs = await submit(submitter, 2)
                 await wait_for(lambda: len(emulator.sessions()) == 2)
+                await wait_for(checkpointed(runs, "call", 2))
                 assert {s["status"] for s in emulator.sessions()} == {"NOT_READY"}
                 assert sorted([await run.executor() for run in runs]) == ["worker-a", "worker-b"]
                 a.kill()  # its session is created at the provider, not READY yet
