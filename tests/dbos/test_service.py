@@ -24,6 +24,7 @@ from masquerade_runway.emulator import RunwayEmulator
 
 from .service_graphs import graph
 from .service_helpers import read_events, serving
+from .workers import WorkerProcess
 
 pytestmark = pytest.mark.anyio
 
@@ -337,3 +338,39 @@ async def test_readiness_without_live_workers_on_postgres(postgres_url: str) -> 
         ready = await client.get("/readyz")
         assert ready.status_code == 503
         assert ready.json() == {"status": "not_ready", "database": "ok", "workers": 0}
+
+
+async def test_api_only_service_with_a_worker_process_on_postgres(
+    postgres_url: str, runway_stays: RunwayEmulator
+) -> None:
+    """The deployment shape: ``serve --no-worker`` here, ``masquerade worker`` apart.
+    Credentials, events and cancellation cross the process boundary through Postgres."""
+    worker = WorkerProcess(
+        "service_graphs.py:graph", postgres_url, "svc-worker", env=runway_stays.environ()
+    ).start()
+    try:
+        async with service(postgres_url, None, worker=False, api_key=API_KEY) as client:
+            ready = await client.get("/readyz")
+            assert ready.status_code == 200 and ready.json()["workers"] == 1
+            run = (await client.post("/v1/runs", json={}, headers=AUTH)).json()
+            token = {"Authorization": f"Bearer {run['client_token']}"}
+            answer = await client.get(
+                f"/v1/runs/{run['id']}/credentials", params={"wait": 30}, headers=token
+            )
+            assert answer.status_code == 200, answer.text
+            session_id = answer.json()["credentials"]["sessionId"]
+            events = await read_events(
+                client, f"/v1/runs/{run['id']}/events", headers=token, until="tool.result"
+            )
+            assert events[-1][2]["output"] == {"order_id": "A1001", "status": "shipped"}
+            # Cancelled here, stopped there: the worker notices and ends the live call.
+            cancelled = await client.post(f"/v1/runs/{run['id']}/cancel", headers=AUTH)
+            assert cancelled.status_code == 202
+            assert (await wait_status(client, run["id"], "cancelled"))["status"] == "cancelled"
+            with anyio.fail_after(30):
+                while not RunwayEmulator.terminal(runway_stays.session(session_id)["status"]):  # noqa: ASYNC110
+                    await anyio.sleep(0.05)
+            tail = await read_events(client, f"/v1/runs/{run['id']}/events", headers=token)
+            assert tail[-1][1] == "end" and tail[-1][2]["status"] == "cancelled"
+    finally:
+        worker.stop()
