@@ -120,7 +120,7 @@ async def test_rpc_handler_with_livekit_types(host_for: Callable[..., Host]) -> 
     assert replies["intruder"].message == "Unauthorized caller: user:eve"
     assert replies["raises"].message == "no order B2"
     assert "JSON" in replies["not_json"].message or "object" in replies["not_json"].message
-    assert "did not answer within 0.27s" in replies["timeout"].message
+    assert "did not answer within 0.2" in replies["timeout"].message
     # every worker call got exactly one recorded answer; the intruder's never ran the tool
     assert sorted(r.call_id for r in result.tool_calls) == ["r1", "r2", "r4", "r5", "r6"]
 
