@@ -6,15 +6,12 @@ import itertools
 from pathlib import Path
 
 import pytest
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from masquerade import END, START, Graph, Host
 from masquerade_dbos import DurableGraph
 from masquerade_runway.emulator import RunwayEmulator
 
+from ..otel_helpers import NO_BUILTIN_TRACING, Otel
 from .avatar_graph import Call, avatar
 from .graphs import Counting, counting
 
@@ -47,23 +44,23 @@ async def test_a_provider_limit_queues_runs_instead_of_failing_them(tmp_path: Pa
 
 
 async def test_one_trace_from_submission_through_the_queue_to_the_nodes(tmp_path: Path) -> None:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracer = provider.get_tracer("test")
-    original = trace.get_tracer_provider()
-    trace._TRACER_PROVIDER = provider  # type: ignore[attr-defined]
-    try:
-        url = f"sqlite:///{tmp_path / 'runs.sqlite'}"
-        async with DurableGraph(counting, database_url=url, polling_interval=0.05) as durable:
-            with tracer.start_as_current_span("request") as request:
-                run = await durable.submit(Counting())
-            await run.result()
-    finally:
-        trace._TRACER_PROVIDER = original  # type: ignore[attr-defined]
-    spans = exporter.get_finished_spans()
+    otel = Otel()  # no global provider is touched
+    url = f"sqlite:///{tmp_path / 'runs.sqlite'}"
+    host = Host(plugins=[otel.plugin()], environ=NO_BUILTIN_TRACING)
+    durable = DurableGraph(
+        counting,
+        database_url=url,
+        polling_interval=0.05,
+        host=host,
+        tracer_provider=otel.tracer_provider,
+    )
+    async with durable:
+        tracer = otel.tracer_provider.get_tracer("test")
+        with tracer.start_as_current_span("request") as request:
+            run = await durable.submit(Counting())
+        await run.result()
     trace_id = request.get_span_context().trace_id
-    names = {span.name for span in spans if span.context.trace_id == trace_id}
+    names = {span.name for span in otel.spans() if span.context.trace_id == trace_id}
     assert "masquerade.submit_run" in names
     assert any("first" in name for name in names), names
     assert any("second" in name for name in names), names

@@ -54,7 +54,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("masquerade.dbos")
-tracer = trace.get_tracer("masquerade.dbos")
 
 StateT = TypeVar("StateT", bound=BaseModel)
 
@@ -252,6 +251,8 @@ class DurableGraph(Generic[StateT]):
             dead and its runs are recovered by a live worker (Postgres only).
         polling_interval: seconds between two looks at the queue.
         host: the :class:`~masquerade.Host` runs use (default: a fresh ``Host()``).
+        tracer_provider: where the submission's span goes (default: the global one); its
+            trace context is stored with the run, so the run's spans join its trace.
         app_name: the DBOS application name (the same for all workers of a deployment).
     """
 
@@ -268,6 +269,7 @@ class DurableGraph(Generic[StateT]):
         polling_interval: float = 0.5,
         host: Host | None = None,
         app_name: str = "masquerade",
+        tracer_provider: trace.TracerProvider | None = None,
     ) -> None:
         if capacity < 1:
             raise ConfigurationError(f"capacity must be at least 1, got {capacity}")
@@ -296,6 +298,8 @@ class DurableGraph(Generic[StateT]):
         self.queue_name = _queue_name(graph)
         self.graph_key = graph.name
         self._host = host
+        provider = tracer_provider or trace.get_tracer_provider()
+        self._tracer = provider.get_tracer("masquerade.dbos")
         self._entered_host: Host | None = None
         self._dbos: DBOS | None = None
         self._table: ExecutorTable | None = None
@@ -426,7 +430,7 @@ class DurableGraph(Generic[StateT]):
         initial = self.graph.schema.coerce(state)
         run_id = run_id_for(idempotency_key)
         carrier: dict[str, str] = {}
-        with tracer.start_as_current_span(
+        with self._tracer.start_as_current_span(
             "masquerade.submit_run",
             attributes={"masquerade.run.id": run_id, "masquerade.graph": self.graph.name},
         ):
