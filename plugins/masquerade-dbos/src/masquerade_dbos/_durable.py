@@ -388,6 +388,9 @@ class DurableGraph(Generic[StateT]):
             self._tg = anyio.create_task_group()
             await self._tg.__aenter__()
         if self._tg is not None and self._table is not None:
+            # The first beat now: from here on, a crash is noticed within the timeout
+            # (the registration's startup grace only covers the launch).
+            await anyio.to_thread.run_sync(self._table.beat, self.executor_id)
             self._tg.start_soon(self._heartbeats, name="masquerade-dbos heartbeats")
         if self._tg is not None and self.worker:
             self._tg.start_soon(self._watch_cancellations, name="masquerade-dbos cancellations")
