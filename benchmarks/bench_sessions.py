@@ -101,12 +101,14 @@ class Child:
             gc.collect()
             await anyio.sleep(0.5)
             rss0 = rss_bytes()
+            cpu0 = time.process_time()
             started = time.perf_counter()
             for _ in range(self.n):
                 await limit.acquire()
                 tg.start_soon(hold, self, limit.release)
             await self.all_open.wait()
             opens = self.n / (time.perf_counter() - started)
+            cpu_per_open = (time.process_time() - cpu0) / self.n
             gc.collect()
             await anyio.sleep(1.0)
             gc.collect()
@@ -123,6 +125,7 @@ class Child:
             result = {
                 "rss_per_session": (rss1 - rss0) / self.n,
                 "opens_per_s": opens,
+                "cpu_per_open": cpu_per_open,
                 "gc_objects": objects,
                 "events": len(self.latencies),
                 "p50": percentile(self.latencies, 0.5),
@@ -253,10 +256,11 @@ def main(args: argparse.Namespace) -> None:
         f"20 events/s for {args.seconds:g} s, the rest idle"
     )
     print(
-        "| N | contender | RSS KiB/session | opens/s | latency p50 ms | p99 ms | max ms "
+        "| N | contender | RSS KiB/session | opens/s | CPU µs/open | latency p50 ms | p99 ms "
+        "| max ms "
         "| GC collections (gen-2), longest pause ms | GC-tracked objects |"
     )
-    print("|---:|---|---:|---:|---:|---:|---:|---|---:|")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---|---:|")
     for (n, name), runs in results.items():
 
         def col(key: str, scale: float = 1.0, fmt: str = "{:.1f}", runs: Any = runs) -> str:
@@ -264,7 +268,7 @@ def main(args: argparse.Namespace) -> None:
 
         print(
             f"| {n} | {name} | {col('rss_per_session', 1 / 1024)} "
-            f"| {col('opens_per_s', 1, '{:,.0f}')} "
+            f"| {col('opens_per_s', 1, '{:,.0f}')} | {col('cpu_per_open', 1e6, '{:,.0f}')} "
             f"| {col('p50', 1e3, '{:.2f}')} | {col('p99', 1e3, '{:.2f}')} | {col('max', 1e3)} "
             f"| {col('gc', 1, '{:.0f}')} ({col('gc2', 1, '{:.0f}')}), {col('gc_max', 1e3)} "
             f"| {statistics.median(r['gc_objects'] for r in runs):,.0f} |"
@@ -276,6 +280,7 @@ def main(args: argparse.Namespace) -> None:
         print(
             f"  N={n}: RSS/session {rss}"
             f", opens/s {median_range(m['opens_per_s'] / r['opens_per_s'] for r, m in pairs)}"
+            f", CPU/open {median_range(m['cpu_per_open'] / r['cpu_per_open'] for r, m in pairs)}"
             f", p99 {median_range(m['p99'] / r['p99'] for r, m in pairs)}"
         )
 
