@@ -4,7 +4,8 @@
 
 ``n`` sessions wait in :meth:`Poller.wait_ready` at once (they started spread over one
 interval, so their polls are spread too); each one's ``poll()`` is an in-process
-stand-in that answers ``not_ready`` after ``--poll-ms`` (default 0: at once; no network), so what is measured is
+stand-in that answers ``not_ready`` after ``--poll-ms`` (default 0: at once; no
+network), so what is measured is
 the poller's scheduling: picking due sessions, starting polls, re-entering them, waking
 up. Reported per size: polls per second, client CPU per poll (``time.process_time()``),
 schedule entries looked at per poll and wakeups per poll (``PollerStats``), median with
