@@ -126,7 +126,7 @@ async def bench_invocation(calls: int, rounds: int) -> dict[str, float]:
             if name == "session.call_tool async":
                 session._calls.clear()  # keep memory flat between rounds
                 session._records.clear()
-                session._history.clear()
+                session._kept.clear()
             per_call = await timed(n, step)
             best[name] = min(best.get(name, per_call), per_call)
     return best
