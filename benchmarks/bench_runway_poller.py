@@ -28,7 +28,7 @@ queued) to show the requests-versus-latency trade.
 ``--no-secret-registry`` stubs out ``masquerade.register_secret`` for this run, to show the
 poller without the cost of registering one new session key per session (the registry
 recompiles one regular expression of every known secret on each registration, which is
-quadratic in the number of sessions; see benchmarks/results/runway.md).
+quadratic in the number of sessions; fixed since, see benchmarks/README.md).
 """
 
 from __future__ import annotations
