@@ -261,8 +261,10 @@ class RealtimeLink:
             self._flushing = False
 
     async def close_quietly(self, ws: WebSocket, reason: str = "") -> None:
-        """Close ``ws``; a socket that is already dead is no error."""
-        try:
-            await ws.close(1000, reason)
-        except Exception as exc:  # closing a dead socket must not break the cancel path
-            logger.debug("closing the websocket failed: %s", exc)
+        """Close ``ws``; a socket that is already dead is no error. Bounded by
+        ``close_timeout``: past it the socket is abandoned (the handshake is best effort)."""
+        with anyio.move_on_after(self.options.close_timeout):
+            try:
+                await ws.close(1000, reason)
+            except Exception as exc:  # closing a dead socket must not break the cancel path
+                logger.debug("closing the websocket failed: %s", exc)
