@@ -429,3 +429,14 @@ def test_account_limits_queue_sessions_and_refuse_over_the_daily_quota() -> None
         assert limited.value.status_code == 429
         assert "daily limit" in limited.value.body["error"]  # type: ignore[index]
         assert len(emulator.inventory()) == 2
+
+
+def test_a_script_file_sets_the_account_limits(tmp_path: Any) -> None:
+    # What `masquerade emulate runway --script FILE` reads: steps, plan and account.
+    script = tmp_path / "quota.json"
+    script.write_text('{"steps": [{"hangup": true}], "account": {"daily": 1}}')
+    with RunwayEmulator(script=str(script)) as emulator:
+        sdk = runwayml.RunwayML(api_key=emulator.api_key, base_url=emulator.base_url, max_retries=0)
+        sdk.realtime_sessions.create(model="gwm1_avatars", avatar=PRESET)
+        with pytest.raises(runwayml.RateLimitError):
+            sdk.realtime_sessions.create(model="gwm1_avatars", avatar=PRESET)
