@@ -8,7 +8,7 @@ graph runs the avatar as one node and reads the call's result in the next one.
     masquerade run examples/runway_own_agent.py
 
 Offline (no RUNWAYML_API_SECRET) the Runway emulator stands in for the avatar joining your
-room, and ends the call after two seconds. For a real call, set RUNWAYML_API_SECRET,
+room, and the user hangs up after two seconds. For a real call, set RUNWAYML_API_SECRET,
 LIVEKIT_URL (wss://...), LIVEKIT_ROOM, and LIVEKIT_AVATAR_TOKEN: a LiveKit token that lets
 the avatar publish in that room (e.g. ``lk token create --join --room ROOM``); your agent
 joins the room as ``support-agent``.
@@ -21,8 +21,8 @@ from pydantic import BaseModel
 from masquerade import END, START, AvatarNode, Graph, SessionResult
 from masquerade_runway import LiveKitIntegration
 
-#: Offline, the emulated call ends after two seconds (Runway's cap, made short).
-EMULATOR_SCRIPTS = {"runway": {"steps": [], "plan": {"practical_limit": 2}}}
+#: Offline, the user hangs up after two seconds (your agent, not the emulator, speaks).
+EMULATOR_SCRIPTS = {"runway": [{"wait": 2}, {"hangup": True}]}
 
 your_room = LiveKitIntegration(
     url=os.environ.get("LIVEKIT_URL", "wss://your-project.livekit.cloud"),

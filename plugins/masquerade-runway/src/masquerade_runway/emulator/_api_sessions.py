@@ -62,6 +62,12 @@ def session_routes(emulator: Emulator) -> list[BaseRoute]:
             emulator.finish(session, "CANCELLED", by="api")
             return Response(status_code=204)
         session.polls += 1
+        if session.status == "RUNNING" and (session.body.get("integration") or {}).get(
+            "type"
+        ) == "livekit":
+            # Your agent's call goes on in your room; once a client has seen it running,
+            # the script's hang-up or failure plays (the emulated avatar says nothing).
+            emulator.room_for(session).worker.maybe_start()
         return JSONResponse(session.to_wire())
 
     async def consume(request: Request) -> Response:

@@ -35,7 +35,9 @@ logger = logging.getLogger("masquerade.runway.emulator")
 class ScriptedWorker:
     """The avatar of one room. It starts when the script's audience is there (by default
     when a frontend joined; see :attr:`SessionPlan.start_on`) and stops when the room
-    closes. With an ``integration`` it stays silent: your agent owns the conversation."""
+    closes. With an ``integration`` your agent owns the conversation: the avatar says and
+    calls nothing of the script, whose ``wait``, ``hangup`` and ``fail`` steps still play
+    (the user hanging up, the call failing)."""
 
     def __init__(self, room: Room) -> None:
         self.room = room
@@ -50,8 +52,6 @@ class ScriptedWorker:
         and when the session starts running)."""
         if self.task is not None or self.room.closed:
             return
-        if self.session.body.get("integration"):
-            return  # your own agent owns the conversation: the avatar only renders it
         start_on = self.session.plan.start_on
         if start_on == "join":
             self._start()
@@ -98,6 +98,8 @@ class ScriptedWorker:
         self.session.transcript.append(turn)
 
     async def _step(self, step: Step) -> None:
+        if self.session.body.get("integration") and not isinstance(step, Wait | Hangup | Fail):
+            return  # your agent speaks and calls: not the emulated avatar
         if isinstance(step, Say):
             turn = self.turns[step.role]
             self.turns[step.role] += 1
