@@ -58,6 +58,14 @@ async def test_a_lost_sip_call_is_reattached_by_its_call_id(
         def attached() -> int:
             return sum(c.query.get("call_id") == call_id for c in emulator.connections)
 
+        def configured() -> int:
+            # Sidebands whose handshake was answered: the client reads session.updated
+            # before any close, so a hang-up after it happens during the call.
+            return sum(
+                c.query.get("call_id") == call_id and "session.updated" in c.server_events
+                for c in emulator.connections
+            )
+
         try:
             a.start()
             async with DurableGraph(phone, database_url=postgres_url, worker=False) as submitter:
@@ -67,6 +75,7 @@ async def test_a_lost_sip_call_is_reattached_by_its_call_id(
                 a.kill()
                 b.start()
                 await wait_for(lambda: attached() == 2)  # the same call, a new sideband
+                await wait_for(lambda: configured() == 2)  # hang up during the call
                 emulator.caller_hangs_up(call_id)
                 final = await run.result()
             assert final.call is not None and final.call.outcome == "completed"
