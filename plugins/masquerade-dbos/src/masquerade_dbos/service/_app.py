@@ -13,7 +13,6 @@ from importlib import resources
 from typing import Any
 
 import anyio
-import sqlalchemy as sa
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -23,6 +22,8 @@ from starlette.routing import BaseRoute, Route
 from masquerade import MasqueradeError, redact
 
 from .._durable import DurableGraph, RunHandle, RunInfo, run_id_for
+from ._health import live_workers, public_state
+from ._http import SIMPLE_TYPES, ApiError, bearer_token, guarded, with_cors
 from ._openapi import openapi_schema
 from ._tokens import ClientTokens, load_service_secret
 
@@ -57,31 +58,6 @@ class ServiceConfig:
     webhook_model: str = "gpt-realtime"
 
 
-class ApiError(Exception):
-    """An error answered as ``{"error": {"code", "message"}}`` with ``status``."""
-
-    def __init__(self, http_status: int, code: str, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = http_status
-        self.code = code
-        self.message = message
-        self.extra = extra
-
-    def response(self) -> JSONResponse:
-        body: dict[str, Any] = {"code": self.code, "message": redact(self.message)}
-        body.update(self.extra)
-        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
-        return JSONResponse({"error": body}, status_code=self.status, headers=headers)
-
-
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return None
-
-
 class _Service:
     def __init__(self, durable: DurableGraph[Any], config: ServiceConfig) -> None:
         self.durable = durable
@@ -94,7 +70,7 @@ class _Service:
         key = self.config.api_key
         if key is None:
             return
-        given = _bearer(request)
+        given = bearer_token(request)
         if given is None:
             raise ApiError(401, "unauthorized", "this endpoint needs Authorization: Bearer <key>")
         if not hmac.compare_digest(given.encode("utf-8", "replace"), key.encode()):
@@ -102,7 +78,7 @@ class _Service:
 
     def require_key_or_token(self, request: Request, run_id: str) -> None:
         """The API key, or the client token of ``run_id`` (header or ``client_token``)."""
-        given = _bearer(request) or request.query_params.get("client_token")
+        given = bearer_token(request) or request.query_params.get("client_token")
         key = self.config.api_key
         if given is None:
             raise ApiError(
@@ -111,9 +87,7 @@ class _Service:
                 "this endpoint needs the run's client token (Authorization: Bearer <token> "
                 "or ?client_token=) or the API key",
             )
-        if key is not None and hmac.compare_digest(
-            given.encode("utf-8", "replace"), key.encode()
-        ):
+        if key is not None and hmac.compare_digest(given.encode("utf-8", "replace"), key.encode()):
             return
         assert self.tokens is not None
         if not self.tokens.opens(given, run_id):
@@ -142,12 +116,10 @@ class _Service:
 
     async def json_body(self, request: Request) -> Any:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind in _SIMPLE_TYPES:
+        if kind in SIMPLE_TYPES:
             # Refused so that a web page on another site cannot start runs through a
             # visitor's browser: JSON needs a CORS preflight, which this API never grants.
-            raise ApiError(
-                415, "unsupported_media_type", "send the body as application/json"
-            )
+            raise ApiError(415, "unsupported_media_type", "send the body as application/json")
         raw = await self.body(request)
         if not raw.strip():
             return {}
@@ -212,8 +184,7 @@ class _Service:
             raise ApiError(
                 422,
                 "unknown_keys",
-                f"unknown key(s) {', '.join(map(repr, unknown))}; expected: state, "
-                "idempotency_key",
+                f"unknown key(s) {', '.join(map(repr, unknown))}; expected: state, idempotency_key",
                 keys=unknown,
             )
         key = data.get("idempotency_key")
@@ -232,7 +203,7 @@ class _Service:
             {
                 "id": info.id,
                 "status": info.status,
-                "state": _public_state(info.state),
+                "state": public_state(info.state),
                 "error": redact(info.error) if info.error is not None else None,
             }
         )
@@ -298,8 +269,10 @@ class _Service:
         run_id = request.path_params["run_id"]
         if not _RUN_ID.fullmatch(run_id):
             raise ApiError(404, "not_found", "no run has this id")
-        if self.config.api_key is not None or _bearer(request) or "client_token" in (
-            request.query_params
+        if (
+            self.config.api_key is not None
+            or bearer_token(request)
+            or "client_token" in (request.query_params)
         ):
             self.require_key_or_token(request, run_id)
         handle, info = await self.run(run_id)
@@ -469,7 +442,7 @@ class _Service:
             assert log is not None
             with anyio.fail_after(5):
                 checks["workers"] = await anyio.to_thread.run_sync(
-                    _live_workers, log.engine, self.durable
+                    live_workers, log.engine, self.durable
                 )
             checks["database"] = "ok"
         except Exception as exc:
@@ -487,86 +460,6 @@ class _Service:
     async def join_page(self, request: Request) -> Response:
         page = resources.files(__package__).joinpath("join.html").read_text("utf-8")
         return HTMLResponse(page, headers={"Cache-Control": "no-store"})
-
-
-def _public_state(state: Any) -> Any:
-    from masquerade._redact import redact_mapping
-
-    return redact_mapping(state)
-
-
-def _live_workers(engine: sa.Engine, durable: DurableGraph[Any]) -> int | str:
-    """The number of live workers (Postgres); ``"embedded"`` with an in-process one."""
-    with engine.connect() as conn:
-        conn.execute(sa.text("SELECT 1"))
-        if durable.worker:
-            return "embedded" if durable.embedded else _count_alive(conn, durable)
-        if durable.embedded:
-            return "not tracked (SQLite)"
-        return _count_alive(conn, durable)
-
-
-def _count_alive(conn: sa.Connection, durable: DurableGraph[Any]) -> int:
-    import time
-
-    from .._executors import executors
-
-    cutoff = time.time() - durable.heartbeat_timeout
-    try:
-        row = conn.execute(
-            sa.select(sa.func.count()).where(
-                executors.c.state == "alive", executors.c.heartbeat_at >= cutoff
-            )
-        ).first()
-    except sa.exc.DBAPIError:  # no worker ever started: the table does not exist yet
-        return 0
-    return int(row[0]) if row is not None else 0
-
-
-Handler = Callable[[Request], Awaitable[Response]]
-
-_CORS = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-    "Access-Control-Allow-Headers": "Authorization, Last-Event-ID, Content-Type",
-    "Access-Control-Max-Age": "600",
-}
-
-
-def _cors(handler: Handler) -> Handler:
-    """The frontend endpoints: a page on another origin may call them with its client
-    token (a bearer token, never a cookie, so any origin may ask)."""
-
-    async def with_cors(request: Request) -> Response:
-        if request.method == "OPTIONS":
-            return Response(status_code=204, headers=_CORS)
-        response = await handler(request)
-        response.headers["Access-Control-Allow-Origin"] = "*"
-        return response
-
-    return with_cors
-
-
-# What a cross-site form or a no-cors fetch can send without asking (no CORS preflight).
-_SIMPLE_TYPES = ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data")
-
-
-def _guard(handler: Handler) -> Handler:
-    async def guarded(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except ApiError as exc:
-            return exc.response()
-        except MasqueradeError as exc:
-            logger.warning("%s %s: %s", request.method, request.url.path, exc.message)
-            return ApiError(422, "invalid_request", exc.message).response()
-        except Exception as exc:
-            logger.exception("%s %s failed", request.method, request.url.path)
-            return ApiError(
-                503, "unavailable", f"the service could not answer ({type(exc).__name__})"
-            ).response()
-
-    return guarded
 
 
 def create_app(
@@ -595,23 +488,27 @@ def create_app(
         yield
 
     routes: list[BaseRoute] = [
-        Route("/v1/runs", _guard(service.create_run), methods=["POST"]),
-        Route("/v1/runs/{run_id}", _guard(service.get_run), methods=["GET"]),
+        Route("/v1/runs", guarded(service.create_run), methods=["POST"]),
+        Route("/v1/runs/{run_id}", guarded(service.get_run), methods=["GET"]),
         Route(
             "/v1/runs/{run_id}/credentials",
-            _cors(_guard(service.credentials)),
+            with_cors(guarded(service.credentials)),
             methods=["GET", "OPTIONS"],
         ),
         Route(
-            "/v1/runs/{run_id}/events", _cors(_guard(service.events)), methods=["GET", "OPTIONS"]
+            "/v1/runs/{run_id}/events",
+            with_cors(guarded(service.events)),
+            methods=["GET", "OPTIONS"],
         ),
-        Route("/v1/runs/{run_id}/cancel", _guard(service.cancel), methods=["POST"]),
-        Route("/v1/runs/{run_id}/sdp", _cors(_guard(service.sdp)), methods=["POST", "OPTIONS"]),
-        Route("/v1/webhooks/openai", _guard(service.webhook), methods=["POST"]),
-        Route("/healthz", _guard(service.healthz), methods=["GET"]),
-        Route("/readyz", _guard(service.readyz), methods=["GET"]),
-        Route("/openapi.json", _guard(service.openapi), methods=["GET"]),
-        Route("/join", _guard(service.join_page), methods=["GET"]),
+        Route("/v1/runs/{run_id}/cancel", guarded(service.cancel), methods=["POST"]),
+        Route(
+            "/v1/runs/{run_id}/sdp", with_cors(guarded(service.sdp)), methods=["POST", "OPTIONS"]
+        ),
+        Route("/v1/webhooks/openai", guarded(service.webhook), methods=["POST"]),
+        Route("/healthz", guarded(service.healthz), methods=["GET"]),
+        Route("/readyz", guarded(service.readyz), methods=["GET"]),
+        Route("/openapi.json", guarded(service.openapi), methods=["GET"]),
+        Route("/join", guarded(service.join_page), methods=["GET"]),
     ]
     if static_dir is not None:
         from starlette.routing import Mount
