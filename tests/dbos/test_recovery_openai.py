@@ -3,6 +3,7 @@ clearly (``worker_lost``) instead of silently placing a second call."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -21,7 +22,10 @@ async def test_a_lost_websocket_call_fails_its_node_with_worker_lost(
     postgres_url: str, tmp_path: Path
 ) -> None:
     marks_file = tmp_path / "marks"
-    with EmulatorProcess(None, provider="openai") as emulator:
+    # A call that stays live until the worker is killed (the default script hangs up by itself).
+    script = tmp_path / "live.json"
+    script.write_text(json.dumps({"opening": [{"say": "Hello."}]}))
+    with EmulatorProcess(script, provider="openai") as emulator:
         env = {**emulator.env, "MASQUERADE_TEST_MARKS": str(marks_file)}
         a = WorkerProcess("openai_graph.py:graph", postgres_url, "worker-a", env=env)
         b = WorkerProcess("openai_graph.py:graph", postgres_url, "worker-b", env=env)
