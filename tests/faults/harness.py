@@ -175,9 +175,13 @@ def check_runway(run: Run, emulator: Any, *, expect_unended: bool = False,
     return snapshot
 
 
-def check_openai(run: Run, emulator: Any, *, expect_unended: bool = False) -> None:
+async def check_openai(run: Run, emulator: Any, *, expect_unended: bool = False) -> None:
     """OpenAI's side: every function call answered exactly once with one
-    ``function_call_output``; the websocket is closed at the end."""
+    ``function_call_output``; every websocket the session opened is closed at the end.
+
+    The emulator serves from its own thread and marks a connection closed once *its*
+    side has seen the close, a moment after the client finished: the check waits for
+    that (bounded), so a socket the client really left open still fails it."""
     check(run, expect_unended=expect_unended)
     outputs: dict[str, int] = {}
     for index in range(len(emulator._app.connections)):
@@ -195,4 +199,9 @@ def check_openai(run: Run, emulator: Any, *, expect_unended: bool = False) -> No
             f"the model was never answered for {call.call_id}"
         )
     if not expect_unended and emulator._app.connections:
-        assert emulator.connection().closed, "the websocket was left open"
+        connections = list(emulator._app.connections)
+        try:
+            await emulator.wait_for(lambda: all(c.closed for c in connections), timeout=10.0)
+        except TimeoutError:
+            still_open = [i for i, c in enumerate(connections) if not c.closed]
+            raise AssertionError(f"the websocket was left open: connections {still_open}") from None

@@ -63,7 +63,7 @@ async def test_o01_tool_call_answered_once(openai: OpenAIRealtimeEmulator,
                                            openai_provider: OpenAIRealtimeProvider,
                                            poller: Poller) -> None:
     run = await go(openai_provider, poller, say('call lookup_order {"order_id": "A1"}'))
-    check_openai(run, openai)
+    await check_openai(run, openai)
     assert [r.output for r in run.result.tool_calls] == [{"order_id": "A1", "status": "shipped"}]
 
 
@@ -81,7 +81,7 @@ async def test_o02_undecodable_arguments_are_still_answered(
         openai: OpenAIRealtimeEmulator, openai_provider: OpenAIRealtimeProvider,
         poller: Poller, arguments: str) -> None:
     run = await go(openai_provider, poller, say(f"call lookup_order {arguments}"))
-    check_openai(run, openai)
+    await check_openai(run, openai)
     [record] = run.result.tool_calls
     assert record.error_type == "arguments"
 
@@ -100,7 +100,7 @@ async def test_o03_unknown_tool_is_answered(openai: OpenAIRealtimeEmulator,
         session.end()
 
     run = await go(openai_provider, poller, act)
-    check_openai(run, openai)
+    await check_openai(run, openai)
     assert [r.error_type for r in run.result.tool_calls] == ["not_found"]
 
 
@@ -108,7 +108,7 @@ async def test_o04_tool_that_raises_is_answered(openai: OpenAIRealtimeEmulator,
                                                 openai_provider: OpenAIRealtimeProvider,
                                                 poller: Poller) -> None:
     run = await go(openai_provider, poller, say('call lookup_order {"order_id": "boom"}'))
-    check_openai(run, openai)
+    await check_openai(run, openai)
     assert "database is down" in (run.result.tool_calls[0].error or "")
 
 
@@ -116,7 +116,7 @@ async def test_o05_tool_that_hangs_is_answered_with_a_timeout(
         openai: OpenAIRealtimeEmulator, openai_provider: OpenAIRealtimeProvider,
         poller: Poller) -> None:
     run = await go(openai_provider, poller, say('call hanging_tool {"order_id": "A1"}'))
-    check_openai(run, openai)
+    await check_openai(run, openai)
     assert [r.error_type for r in run.result.tool_calls] == ["timeout"]
 
 
@@ -139,7 +139,7 @@ async def test_o06_hanging_tool_invoke_wrapper_is_bounded_per_call(
         poller: Poller) -> None:
     run = await go(openai_provider, poller, say('call quick_lookup {"order_id": "A1"}'),
                    request(hook_timeout=0.3, tools=[quick_lookup]), HangingWrapper())
-    check_openai(run, openai)
+    await check_openai(run, openai)
     assert [r.error_type for r in run.result.tool_calls] == ["timeout"]
 
 
@@ -162,7 +162,7 @@ async def test_o07_repeated_function_call_is_answered_once(
         session.end()
 
     run = await go(openai_provider, poller, act)
-    check_openai(run, openai)
+    await check_openai(run, openai)
     assert len(run.result.tool_calls) == 1
 
 
@@ -210,7 +210,7 @@ async def test_o08_wrong_typed_fields_never_reach_subscribers_invalid(
         openai: OpenAIRealtimeEmulator, openai_provider: OpenAIRealtimeProvider,
         poller: Poller, frame: dict[str, Any]) -> None:
     run = await go(openai_provider, poller, inject_then_marker(frame))
-    check_openai(run, openai)  # every event validated against its model
+    await check_openai(run, openai)  # every event validated against its model
 
 
 @pytest.mark.parametrize(
@@ -230,7 +230,7 @@ async def test_o09_hostile_frames_are_non_fatal_errors(
         openai: OpenAIRealtimeEmulator, openai_provider: OpenAIRealtimeProvider,
         poller: Poller, frame: Any) -> None:
     run = await go(openai_provider, poller, inject_then_marker(frame))
-    check_openai(run, openai)
+    await check_openai(run, openai)
     assert run.result.outcome == "completed"
 
 
@@ -247,7 +247,7 @@ async def test_o10_dropped_socket_mid_call(openai: OpenAIRealtimeEmulator,
         session.end()
 
     run = await go(openai_provider, poller, act)
-    check_openai(run, openai)
+    await check_openai(run, openai)
 
 
 @pytest.mark.parametrize("code", [1011, 1012, 1000])
@@ -261,7 +261,7 @@ async def test_o11_server_closes_the_socket(openai: OpenAIRealtimeEmulator,
         session.end()
 
     run = await go(openai_provider, poller, act)
-    check_openai(run, openai)
+    await check_openai(run, openai)
 
 
 async def test_o12_session_expires(openai: OpenAIRealtimeEmulator,
@@ -274,7 +274,7 @@ async def test_o12_session_expires(openai: OpenAIRealtimeEmulator,
         openai.expire()
 
     run = await go(provider, poller, act)
-    check_openai(run, openai)
+    await check_openai(run, openai)
 
 
 async def test_o13_outer_cancel_while_a_tool_runs(openai: OpenAIRealtimeEmulator,
@@ -310,7 +310,7 @@ async def test_o14_max_duration_ends_the_call(openai: OpenAIRealtimeEmulator,
                                               openai_provider: OpenAIRealtimeProvider,
                                               poller: Poller) -> None:
     run = await run_session(request(max_duration=0.4), openai_provider, poller=poller)
-    check_openai(run, openai)
+    await check_openai(run, openai)
     assert run.result.reason == "deadline"
 
 
@@ -337,7 +337,7 @@ async def test_o15_stalled_subscriber_pauses_the_reader(
         session.end()
 
     run = await go(openai_provider, poller, act)
-    check_openai(run, openai)
+    await check_openai(run, openai)
     assert peak and peak[0] <= limit + 1
     assert len([e for e in run.events if getattr(e, "name", None) == "test.flood"]) == limit * 5
 
@@ -347,6 +347,6 @@ async def test_o16_bad_key_fails_clearly(openai: OpenAIRealtimeEmulator,
     provider = OpenAIRealtimeProvider(api_key="sk-wrong-" + "x" * 40,
                                       base_url=openai.base_url, open_timeout=5.0)
     run = await run_session(request(), provider, poller=poller)
-    check_openai(run, openai)
+    await check_openai(run, openai)
     assert run.result.outcome == "failed"
     assert "x" * 40 not in json.dumps(run.result.model_dump(mode="json"))
