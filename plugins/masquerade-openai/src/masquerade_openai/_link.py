@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import anyio
 import anyio.lowlevel
@@ -91,6 +92,11 @@ class RealtimeLink:
     def session_config(self, value: dict[str, Any]) -> None:
         self._session_config = json.dumps(value, separators=(",", ":"))
 
+    @property
+    def on_call(self) -> bool:
+        """The socket is a call's sideband (``?call_id=``, SIP or WebRTC)."""
+        return "call_id" in parse_qs(urlsplit(self.url).query)
+
     # ------------------------------------------------------------ opening
     async def start(self, payload: dict[str, Any]) -> list[Any]:
         """Open the first socket; returns the events read during the handshake."""
@@ -151,6 +157,16 @@ class RealtimeLink:
                 raw = await ws.recv()
             except ConnectionClosed as exc:
                 code, reason = close_code_of(exc)
+                if code == 1000 and self.on_call:
+                    # The call ended (the caller hung up) while its sideband was being
+                    # attached: no failure. The closed socket is handed on, and the
+                    # receive loop ends the session like a hang-up during the call.
+                    logger.info("the call ended during the sideband's handshake (%s)",
+                                reason or f"code {code}")
+                    self.close_info = (code, reason)
+                    if not self.session_id:
+                        self.session_id = f"rt_{uuid.uuid4().hex[:16]}"
+                    return early
                 raise self._handshake_close_error(code, reason, early) from None
             try:
                 data = json.loads(raw)
