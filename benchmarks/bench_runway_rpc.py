@@ -67,22 +67,39 @@ def worker_durations(transcript: list[Any]) -> list[float]:
     return durations[20:]  # the first calls warm up
 
 
-async def room_rpc(emulator: RunwayEmulator, calls: int) -> list[float]:
+async def open_backend_session(
+    emulator: RunwayEmulator, client: RunwayClient, calls: int
+) -> tuple[str, Any]:
+    """A session scripted to call ``echo`` ``calls`` (+20 warm-up) times once the backend
+    joined: its id and the backend's credentials, once READY."""
     emulator.plan_next(
         script=[{"tool": "echo", "args": ARGS} for _ in range(calls + 20)] + [{"hangup": True}],
         start_on="backend",
     )
+    session_id = await client.create_realtime_session(
+        {
+            "model": "gwm1_avatars",
+            "avatar": {"type": "runway-preset", "presetId": "influencer"},
+            "tools": [{"type": "backend_rpc", "name": "echo", "description": "Echo."}],
+        }
+    )
+    while (await client.retrieve_realtime_session(session_id)).status != "READY":  # noqa: ASYNC110
+        await anyio.sleep(0.01)
+    return session_id, await client.connect_backend(session_id)
+
+
+async def transcript_durations(client: RunwayClient, session_id: str) -> list[float]:
+    """The worker durations of the session's transcript, once its conversation ended."""
+    conversation = await client.retrieve_avatar_conversation(session_id)
+    while conversation.status == "in_progress":
+        await anyio.sleep(0.05)
+        conversation = await client.retrieve_avatar_conversation(session_id)
+    return worker_durations(conversation.transcript)
+
+
+async def room_rpc(emulator: RunwayEmulator, calls: int) -> list[float]:
     async with RunwayClient(emulator.api_key, base_url=emulator.base_url) as client:
-        session_id = await client.create_realtime_session(
-            {
-                "model": "gwm1_avatars",
-                "avatar": {"type": "runway-preset", "presetId": "influencer"},
-                "tools": [{"type": "backend_rpc", "name": "echo", "description": "Echo."}],
-            }
-        )
-        while (await client.retrieve_realtime_session(session_id)).status != "READY":  # noqa: ASYNC110
-            await anyio.sleep(0.01)
-        credentials = await client.connect_backend(session_id)
+        session_id, credentials = await open_backend_session(emulator, client, calls)
 
         async def handler(invocation: RpcInvocation) -> str:
             return json.dumps(json.loads(invocation.payload)["args"])
@@ -92,11 +109,7 @@ async def room_rpc(emulator: RunwayEmulator, calls: int) -> list[float]:
         await room.connect(credentials.url, credentials.token.get_secret_value())
         await room.wait_closed()
         await room.disconnect()
-        conversation = await client.retrieve_avatar_conversation(session_id)
-        while conversation.status == "in_progress":
-            await anyio.sleep(0.05)
-            conversation = await client.retrieve_avatar_conversation(session_id)
-    return worker_durations(conversation.transcript)
+        return await transcript_durations(client, session_id)
 
 
 async def session_tool(emulator: RunwayEmulator, calls: int) -> list[float]:
@@ -114,21 +127,8 @@ async def session_tool(emulator: RunwayEmulator, calls: int) -> list[float]:
 
 
 async def raw_loop(emulator: RunwayEmulator, calls: int) -> list[float]:
-    emulator.plan_next(
-        script=[{"tool": "echo", "args": ARGS} for _ in range(calls + 20)] + [{"hangup": True}],
-        start_on="backend",
-    )
     async with RunwayClient(emulator.api_key, base_url=emulator.base_url) as client:
-        session_id = await client.create_realtime_session(
-            {
-                "model": "gwm1_avatars",
-                "avatar": {"type": "runway-preset", "presetId": "influencer"},
-                "tools": [{"type": "backend_rpc", "name": "echo", "description": "Echo."}],
-            }
-        )
-        while (await client.retrieve_realtime_session(session_id)).status != "READY":  # noqa: ASYNC110
-            await anyio.sleep(0.01)
-        credentials = await client.connect_backend(session_id)
+        session_id, credentials = await open_backend_session(emulator, client, calls)
         ws = await WebSocket.connect(
             credentials.url,
             headers={"Authorization": f"Bearer {credentials.token.get_secret_value()}"},
@@ -153,11 +153,7 @@ async def raw_loop(emulator: RunwayEmulator, calls: int) -> list[float]:
                     )
                 )
         await ws.close()
-        conversation = await client.retrieve_avatar_conversation(session_id)
-        while conversation.status == "in_progress":
-            await anyio.sleep(0.05)
-            conversation = await client.retrieve_avatar_conversation(session_id)
-    return worker_durations(conversation.transcript)
+        return await transcript_durations(client, session_id)
 
 
 async def main(args: argparse.Namespace) -> None:

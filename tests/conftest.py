@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+
 import pytest
 
 from masquerade import Host, Poller
@@ -28,3 +31,14 @@ def make_host(fast_poller: Poller):  # type: ignore[no-untyped-def]
         return Host(plugins=plugins, **kwargs)  # type: ignore[arg-type]
 
     return make
+
+
+@pytest.fixture
+def no_cycle_collector() -> Iterator[None]:
+    """The cycle collector off for the test: what it frees, only reference counting did."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

@@ -7,7 +7,10 @@ import json
 import signal
 import subprocess
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from .newcomer_helpers import (
     EXAMPLES,
@@ -197,9 +200,10 @@ def test_a_closed_stdout_ends_the_command_quietly() -> None:
         assert done.stderr.strip() == status, (command, done.stderr)  # nothing else
 
 
-def test_a_closed_stdout_ends_the_running_session_through_its_cancel_path(
-    tmp_path: Path,
-) -> None:
+@contextmanager
+def _long_online_run(tmp_path: Path, until: str) -> Iterator[tuple[Any, subprocess.Popen[str]]]:
+    """``masquerade run quickstart --online`` against an emulator whose call goes on for a
+    minute; yields once the command printed a line with ``until``."""
     script = tmp_path / "long.json"
     script.write_text(json.dumps(LONG_SCRIPT))
     with runway_emulator("--script", str(script)) as emulator:
@@ -213,8 +217,16 @@ def test_a_closed_stdout_ends_the_running_session_through_its_cancel_path(
         )
         assert process.stdout is not None and process.stderr is not None
         for line in process.stdout:
-            if "● provisioning" in line:
+            if until in line:
                 break
+        yield emulator, process
+
+
+def test_a_closed_stdout_ends_the_running_session_through_its_cancel_path(
+    tmp_path: Path,
+) -> None:
+    with _long_online_run(tmp_path, "● provisioning") as (emulator, process):
+        assert process.stdout is not None and process.stderr is not None
         process.stdout.close()  # the reader goes away while the session provisions
         err = process.stderr.read()
         code = process.wait(timeout=TIMEOUT)
@@ -230,21 +242,7 @@ def test_a_closed_stdout_ends_the_running_session_through_its_cancel_path(
 def test_ctrl_c_says_which_sessions_were_ended_through_their_cancel_path(
     tmp_path: Path,
 ) -> None:
-    script = tmp_path / "long.json"
-    script.write_text(json.dumps(LONG_SCRIPT))
-    with runway_emulator("--script", str(script)) as emulator:
-        process = subprocess.Popen(
-            [MASQUERADE, "run", QUICKSTART, "--online"],
-            env=emulator.env(),
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert process.stdout is not None
-        for line in process.stdout:
-            if "● call running" in line:
-                break
+    with _long_online_run(tmp_path, "● call running") as (emulator, process):
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=TIMEOUT)
         sessions = emulator.sessions()

@@ -3,9 +3,7 @@ an ended session is freed by reference counting alone (no cycle collector needed
 
 from __future__ import annotations
 
-import gc
 import weakref
-from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -71,16 +69,6 @@ async def test_full_history_is_opt_in_and_bounded(make_host: Any) -> None:
     assert len(replayed) == len(older) + 50
     assert kinds(replayed).count("transcript.done") == 40
     assert kinds(replayed)[-1] == "ended"
-
-
-@pytest.fixture
-def no_cycle_collector() -> Iterator[None]:
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 @pytest.mark.anyio

@@ -17,16 +17,11 @@ from .otel_helpers import NO_BUILTIN_TRACING, Otel
 masquerade_openai = pytest.importorskip("masquerade_openai")
 emulator_module = pytest.importorskip("masquerade_openai.emulator")
 
+from .emulator_helpers import OPENAI_FAST as FAST  # noqa: E402
 from .openai.helpers import collect, count, lookup_order  # noqa: E402
 
 pytestmark = pytest.mark.anyio
 
-FAST: dict[str, Any] = {
-    "open_timeout": 5.0,
-    "handshake_timeout": 5.0,
-    "close_timeout": 1.0,
-    "renewal": {"renew_after": None, "backoff_initial": 0.01, "backoff_max": 0.05},
-}
 SPEECH = b"\x10\x20" * 2400  # 100 ms of non-silent PCM16
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from typing import Any
 
 import griffe
@@ -116,7 +117,10 @@ def _language(block: list[str]) -> str:
     return "python"
 
 
-def _convert_literal_blocks(text: str) -> str:
+def _outside_fences(text: str, convert: Callable[[list[str], int, list[str]], int | None]) -> str:
+    """Rewrite ``text`` line by line outside fenced code: ``convert(lines, i, out)``
+    appends what line ``i`` starts to ``out`` and returns the next line's index, or
+    returns ``None`` to keep line ``i`` as it is."""
     lines = text.split("\n")
     out: list[str] = []
     i = 0
@@ -125,66 +129,74 @@ def _convert_literal_blocks(text: str) -> str:
         line = lines[i]
         if line.lstrip().startswith("```"):
             fence = not fence
-        if not fence and line.rstrip().endswith("::") and not line.strip().startswith(">>>"):
-            stripped = line.rstrip()
-            intro = stripped[:-2].rstrip()
-            base = _indent(line)
-            j = i + 1
-            while j < len(lines) and not lines[j].strip():
-                j += 1
-            block_start = j
-            while j < len(lines) and (not lines[j].strip() or _indent(lines[j]) > base):
-                j += 1
-            while j > block_start and not lines[j - 1].strip():
-                j -= 1
-            block = lines[block_start:j]
-            if not block and i == 0:
-                # A summary line ending in "::": the docstring was dedented as a whole, so
-                # the example sits at the summary's indent, up to the next blank line.
-                j = block_start
-                while j < len(lines) and lines[j].strip():
-                    j += 1
-                block = [" " * (base + 4) + b for b in lines[block_start:j]]
-            if block and all(_indent(b) > base for b in block if b.strip()):
-                if intro:
-                    out.append(intro if intro.endswith(":") else intro + ":")
-                    out.append("")
-                depth = min(_indent(b) for b in block if b.strip())
-                pad = " " * base
-                out.append(f"{pad}```{_language(block)}")
-                out.extend(pad + b[depth:] if b.strip() else "" for b in block)
-                out.append(f"{pad}```")
-                i = j
+        if not fence:
+            after = convert(lines, i, out)
+            if after is not None:
+                i = after
                 continue
         out.append(line)
         i += 1
     return "\n".join(out)
 
 
+def _literal_block(lines: list[str], i: int, out: list[str]) -> int | None:
+    line = lines[i]
+    if not line.rstrip().endswith("::") or line.strip().startswith(">>>"):
+        return None
+    stripped = line.rstrip()
+    intro = stripped[:-2].rstrip()
+    base = _indent(line)
+    j = i + 1
+    while j < len(lines) and not lines[j].strip():
+        j += 1
+    block_start = j
+    while j < len(lines) and (not lines[j].strip() or _indent(lines[j]) > base):
+        j += 1
+    while j > block_start and not lines[j - 1].strip():
+        j -= 1
+    block = lines[block_start:j]
+    if not block and i == 0:
+        # A summary line ending in "::": the docstring was dedented as a whole, so
+        # the example sits at the summary's indent, up to the next blank line.
+        j = block_start
+        while j < len(lines) and lines[j].strip():
+            j += 1
+        block = [" " * (base + 4) + b for b in lines[block_start:j]]
+    if not block or not all(_indent(b) > base for b in block if b.strip()):
+        return None
+    if intro:
+        out.append(intro if intro.endswith(":") else intro + ":")
+        out.append("")
+    depth = min(_indent(b) for b in block if b.strip())
+    pad = " " * base
+    out.append(f"{pad}```{_language(block)}")
+    out.extend(pad + b[depth:] if b.strip() else "" for b in block)
+    out.append(f"{pad}```")
+    return j
+
+
+def _doctest(lines: list[str], i: int, out: list[str]) -> int | None:
+    line = lines[i]
+    if not line.lstrip().startswith(">>>"):
+        return None
+    pad = " " * _indent(line)
+    j = i
+    while j < len(lines) and lines[j].strip():
+        j += 1
+    if out and out[-1].strip():
+        out.append("")
+    out.append(f"{pad}```pycon")
+    out.extend(lines[i:j])
+    out.append(f"{pad}```")
+    return j
+
+
+def _convert_literal_blocks(text: str) -> str:
+    return _outside_fences(text, _literal_block)
+
+
 def _convert_doctests(text: str) -> str:
-    lines = text.split("\n")
-    out: list[str] = []
-    i = 0
-    fence = False
-    while i < len(lines):
-        line = lines[i]
-        if line.lstrip().startswith("```"):
-            fence = not fence
-        if not fence and line.lstrip().startswith(">>>"):
-            pad = " " * _indent(line)
-            j = i
-            while j < len(lines) and lines[j].strip():
-                j += 1
-            if out and out[-1].strip():
-                out.append("")
-            out.append(f"{pad}```pycon")
-            out.extend(lines[i:j])
-            out.append(f"{pad}```")
-            i = j
-            continue
-        out.append(line)
-        i += 1
-    return "\n".join(out)
+    return _outside_fences(text, _doctest)
 
 
 def _convert_tables(text: str) -> str:

@@ -29,6 +29,7 @@ from masquerade_dbos.service import ServiceConfig
 from masquerade_openai import sign_webhook
 from masquerade_openai.emulator import OpenAIRealtimeEmulator
 
+from ..emulator_helpers import OPENAI_FAST as FAST
 from .service_graphs import browser, phone
 from .service_helpers import read_events, serving
 
@@ -36,12 +37,6 @@ pytestmark = pytest.mark.anyio
 
 API_KEY = "mk_webhook_0123456789abcdefghij"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
-FAST: dict[str, Any] = {
-    "open_timeout": 5.0,
-    "handshake_timeout": 5.0,
-    "close_timeout": 1.0,
-    "renewal": {"renew_after": None, "backoff_initial": 0.01, "backoff_max": 0.05},
-}
 
 
 @pytest.fixture
@@ -57,6 +52,27 @@ async def runs() -> list[str]:
     return [w.workflow_id for w in await DBOS.list_workflows_async(load_input=False)]
 
 
+def durable_on(
+    backend: str,
+    graph: Any,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    emulator: OpenAIRealtimeEmulator,
+) -> DurableGraph[Any]:
+    """``graph`` as a durable graph on ``backend`` with the emulator's OpenAI provider."""
+    url = (
+        f"sqlite:///{tmp_path / 'runs.sqlite'}"
+        if backend == "sqlite"
+        else str(request.getfixturevalue("postgres_url"))
+    )
+    host = Host(
+        plugins=[masquerade_dbos.plugin, emulator.provider(**FAST)],
+        load_entrypoints=False,
+        poller=Poller(initial_interval=0.01, max_interval=0.05),
+    )
+    return DurableGraph(graph, database_url=url, polling_interval=0.05, host=host)
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_an_incoming_call_starts_a_run_that_answers_it(
     backend: str,
@@ -64,17 +80,7 @@ async def test_an_incoming_call_starts_a_run_that_answers_it(
     request: pytest.FixtureRequest,
     openai_emulator: OpenAIRealtimeEmulator,
 ) -> None:
-    url = (
-        f"sqlite:///{tmp_path / 'runs.sqlite'}"
-        if backend == "sqlite"
-        else str(request.getfixturevalue("postgres_url"))
-    )
-    host = Host(
-        plugins=[masquerade_dbos.plugin, openai_emulator.provider(**FAST)],
-        load_entrypoints=False,
-        poller=Poller(initial_interval=0.01, max_interval=0.05),
-    )
-    durable = DurableGraph(phone, database_url=url, polling_interval=0.05, host=host)
+    durable = durable_on(backend, phone, tmp_path, request, openai_emulator)
     config = ServiceConfig(
         api_key=API_KEY, webhook_secret=openai_emulator.webhook_secret, events_poll_interval=0.05
     )
@@ -168,17 +174,7 @@ async def test_a_browser_offer_is_answered_by_the_runs_session(
     request: pytest.FixtureRequest,
     openai_emulator: OpenAIRealtimeEmulator,
 ) -> None:
-    url = (
-        f"sqlite:///{tmp_path / 'runs.sqlite'}"
-        if backend == "sqlite"
-        else str(request.getfixturevalue("postgres_url"))
-    )
-    host = Host(
-        plugins=[masquerade_dbos.plugin, openai_emulator.provider(**FAST)],
-        load_entrypoints=False,
-        poller=Poller(initial_interval=0.01, max_interval=0.05),
-    )
-    durable = DurableGraph(browser, database_url=url, polling_interval=0.05, host=host)
+    durable = durable_on(backend, browser, tmp_path, request, openai_emulator)
     config = ServiceConfig(api_key=API_KEY, events_poll_interval=0.05, max_wait=20)
     async with (
         durable,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -13,44 +12,31 @@ from masquerade_openai.emulator import OpenAIRealtimeEmulator
 from masquerade_runway import RunwayProvider
 from masquerade_runway.emulator import RunwayEmulator
 
+from .. import emulator_helpers
+from ..emulator_helpers import OPENAI_FAST, fast_runway_provider, fresh_runway
+
 
 @pytest.fixture(scope="module")
 def runway_server() -> Iterator[RunwayEmulator]:
-    with RunwayEmulator(plan={"provisioning": 0.02}) as emulator:
+    with emulator_helpers.runway_server() as emulator:
         yield emulator
 
 
 @pytest.fixture
 def runway(runway_server: RunwayEmulator) -> Iterator[RunwayEmulator]:
-    runway_server.clear_faults()
-    with runway_server.core.lock:
-        runway_server.core.plans.clear()
-    yield runway_server
-    runway_server.clear_faults()
-    with runway_server.core.lock:
-        runway_server.core.plans.clear()
+    with fresh_runway(runway_server) as emulator:
+        yield emulator
 
 
 @pytest.fixture
 def runway_provider(runway: RunwayEmulator) -> RunwayProvider:
-    return runway.provider(
-        end_grace=1.0, result_wait=2.0,
-        client_options={"retry_base": 0.01, "retry_max": 0.05, "timeout": 5.0},
-    )
+    return fast_runway_provider(runway, timeout=5.0)
 
 
 @pytest.fixture
 def openai() -> Iterator[OpenAIRealtimeEmulator]:
     with OpenAIRealtimeEmulator() as emulator:
         yield emulator
-
-
-OPENAI_FAST: dict[str, Any] = {
-    "open_timeout": 5.0,
-    "handshake_timeout": 5.0,
-    "close_timeout": 1.0,
-    "renewal": {"renew_after": None, "backoff_initial": 0.01, "backoff_max": 0.05},
-}
 
 
 @pytest.fixture

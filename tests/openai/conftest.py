@@ -16,14 +16,8 @@ from masquerade import Host, Poller
 from masquerade_openai import OpenAIRealtimeProvider
 from masquerade_openai.emulator import OpenAIRealtimeEmulator
 
+from ..emulator_helpers import OPENAI_FAST as FAST
 from .helpers import EventRecorder
-
-FAST: dict[str, Any] = {
-    "open_timeout": 5.0,
-    "handshake_timeout": 5.0,
-    "close_timeout": 1.0,
-    "renewal": {"renew_after": None, "backoff_initial": 0.01, "backoff_max": 0.05},
-}
 
 
 @pytest.fixture

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 
-from masquerade import Session, hookimpl, tool
+from masquerade import Session, SessionRequest, hookimpl, tool
 from masquerade.events import BaseEvent
 
 
@@ -126,3 +126,36 @@ async def serve_webhooks(handler: WebhookHandler, *, task_status: Any) -> None:
     port = listener.extra(anyio.abc.SocketAttribute.local_port)  # type: ignore[attr-defined]
     task_status.started(f"http://127.0.0.1:{port}/openai/webhook")
     await listener.serve(serve)
+
+
+
+class Exchange(NamedTuple):
+    events: list[BaseEvent]
+    session: Session
+    rt: Any  # the session's RealtimeSession
+
+
+async def exchange(
+    host_for: Callable[..., Any],
+    provider: Any,
+    text: str,
+    until: Callable[[list[BaseEvent]], bool],
+    *,
+    request: SessionRequest | None = None,
+) -> Exchange:
+    """Open a session (``request``, by default a plain OpenAI one), send ``text`` as a user
+    turn, collect its events until ``until`` holds, end it."""
+    from masquerade_openai import wait_realtime
+
+    request = request or SessionRequest(provider="openai")
+    async with host_for(provider) as host, host.session(request) as session:
+        rt = await wait_realtime(session)
+        await rt.send_text(text)
+        events = await collect(session, until)
+        session.end()
+    return Exchange(events, session, rt)
+
+
+def last_answer(events: list[BaseEvent]) -> Any:
+    """The last assistant ``transcript.done`` of ``events``."""
+    return [e for e in of(events, "transcript.done") if getattr(e, "role", None) == "assistant"][-1]

@@ -13,7 +13,7 @@ from masquerade import Host, ProviderError, SessionRequest
 from masquerade_openai import OpenAIRealtimeProvider
 from masquerade_openai.emulator import OpenAIRealtimeEmulator
 
-from .helpers import collect, count, lookup_order, of
+from .helpers import collect, count, exchange, lookup_order, of
 
 pytestmark = pytest.mark.anyio
 
@@ -59,11 +59,7 @@ async def test_text_turn_streams_audio_transcript_and_usage(
     provider: OpenAIRealtimeProvider,
     host_for: Callable[..., Host],
 ) -> None:
-    async with host_for(provider) as host, host.session(SessionRequest(provider="openai")) as s:
-        rt = await masquerade_openai.wait_realtime(s)
-        await rt.send_text("hello there friend")
-        events = await collect(s, count("response.done"))
-        s.end()
+    events, s, rt = await exchange(host_for, provider, "hello there friend", count("response.done"))
     audio = of(events, "audio.delta")
     assert audio, "an audio response streams audio deltas"
     # 100 ms of 24 kHz PCM16 per delta, decoded only on access.
@@ -87,8 +83,12 @@ async def test_text_turn_streams_audio_transcript_and_usage(
     assert spoken.audio_ms() == 100 * len(audio)
     # Raw GA events that have no normalized form still reach observers.
     names = {e.name for e in of(events, "provider")}
-    assert {"session.created", "session.updated", "response.output_item.added",
-            "rate_limits.updated"} <= names
+    assert {
+        "session.created",
+        "session.updated",
+        "response.output_item.added",
+        "rate_limits.updated",
+    } <= names
 
 
 async def test_text_modality_maps_output_text(
@@ -97,11 +97,7 @@ async def test_text_modality_maps_output_text(
     host_for: Callable[..., Host],
 ) -> None:
     provider = provider_for(output_modalities=["text"])
-    async with host_for(provider) as host, host.session(SessionRequest(provider="openai")) as s:
-        rt = await masquerade_openai.wait_realtime(s)
-        await rt.send_text("just text")
-        events = await collect(s, count("response.done"))
-        s.end()
+    events, _, rt = await exchange(host_for, provider, "just text", count("response.done"))
     assert not of(events, "audio.delta")
     [done] = [e for e in of(events, "transcript.done") if e.role == "assistant"]
     assert done.text == "You said: just text"
@@ -124,7 +120,9 @@ async def test_conversation_store_follows_the_server(
         completed = [await rt.next_completed_item() for _ in range(4)]
         s.end()
     assert [(i.type, i.role) for i in added] == [
-        ("message", "user"), ("function_call", None), ("function_call_output", None),
+        ("message", "user"),
+        ("function_call", None),
+        ("function_call_output", None),
         ("message", "assistant"),
     ]
     call = added[1]

@@ -13,7 +13,7 @@ from masquerade import Host, SessionRequest
 from masquerade_openai import OpenAIRealtimeProvider
 from masquerade_openai.emulator import EmulatorScript, OpenAIRealtimeEmulator
 
-from .helpers import collect, count, lookup_order, of, slow_lookup
+from .helpers import collect, count, exchange, last_answer, lookup_order, of, slow_lookup
 
 pytestmark = pytest.mark.anyio
 
@@ -31,11 +31,13 @@ async def test_tool_round_trip(
     host_for: Callable[..., Host],
 ) -> None:
     request = SessionRequest(provider="openai", tools=[lookup_order])
-    async with host_for(provider) as host, host.session(request) as s:
-        rt = await masquerade_openai.wait_realtime(s)
-        await rt.send_text('call lookup_order {"order_id": "A1001"}')
-        events = await collect(s, count("response.done", 2))
-        s.end()
+    events, s, _ = await exchange(
+        host_for,
+        provider,
+        'call lookup_order {"order_id": "A1001"}',
+        count("response.done", 2),
+        request=request,
+    )
     [call] = of(events, "tool.call")
     [result] = of(events, "tool.result")
     assert call.name == "lookup_order"
@@ -45,7 +47,7 @@ async def test_tool_round_trip(
     [sent] = outputs_sent(emulator)
     assert sent["call_id"] == call.call_id
     assert json.loads(str(sent["output"])) == {"order_id": "A1001", "status": "shipped"}
-    answer = [e for e in of(events, "transcript.done") if e.role == "assistant"][-1]
+    answer = last_answer(events)
     assert answer.text == 'lookup_order returned {"order_id": "A1001", "status": "shipped"}'
     # The follow-up response.create went out only after the calling response finished:
     # the server never refused it.
@@ -65,11 +67,15 @@ async def test_unknown_tool_gets_an_answer(
 ) -> None:
     emulator.script = EmulatorScript(call_undeclared_tools=True)  # a model inventing a tool
     request = SessionRequest(provider="openai", tools=[lookup_order])
-    async with host_for(provider) as host, host.session(request) as s:
-        rt = await masquerade_openai.wait_realtime(s)
-        await rt.send_text('call launch_rocket {"target": "moon"}')
-        events = await collect(s, count("response.done", 2))
-        s.end()
+    events = (
+        await exchange(
+            host_for,
+            provider,
+            'call launch_rocket {"target": "moon"}',
+            count("response.done", 2),
+            request=request,
+        )
+    ).events
     [result] = of(events, "tool.result")
     assert result.error_type == "not_found"
     [sent] = outputs_sent(emulator)
@@ -77,7 +83,7 @@ async def test_unknown_tool_gets_an_answer(
     assert "launch_rocket" in output["error"]
     assert "lookup_order" in output["error"]
     # The model was not left waiting: it answered about the failure.
-    answer = [e for e in of(events, "transcript.done") if e.role == "assistant"][-1]
+    answer = last_answer(events)
     assert "launch_rocket returned" in answer.text
 
 
@@ -87,11 +93,15 @@ async def test_arguments_that_are_not_json_are_answered_with_an_error(
     host_for: Callable[..., Host],
 ) -> None:
     request = SessionRequest(provider="openai", tools=[lookup_order])
-    async with host_for(provider) as host, host.session(request) as s:
-        rt = await masquerade_openai.wait_realtime(s)
-        await rt.send_text("call lookup_order {order_id: A1")
-        events = await collect(s, count("response.done", 2))
-        s.end()
+    events = (
+        await exchange(
+            host_for,
+            provider,
+            "call lookup_order {order_id: A1",
+            count("response.done", 2),
+            request=request,
+        )
+    ).events
     [call] = of(events, "tool.call")
     assert call.arguments == "{order_id: A1"  # passed on raw
     [result] = of(events, "tool.result")
@@ -105,27 +115,36 @@ async def test_parallel_calls_are_all_answered_before_one_follow_up(
     provider: OpenAIRealtimeProvider,
     host_for: Callable[..., Host],
 ) -> None:
-    emulator.script = {"rules": [{"match": "both", "tools": [
-        {"name": "lookup_order", "arguments": {"order_id": "A1"}},
-        {"name": "slow_lookup", "arguments": {"order_id": "B2"}},
-    ]}]}
+    emulator.script = {
+        "rules": [
+            {
+                "match": "both",
+                "tools": [
+                    {"name": "lookup_order", "arguments": {"order_id": "A1"}},
+                    {"name": "slow_lookup", "arguments": {"order_id": "B2"}},
+                ],
+            }
+        ]
+    }
     request = SessionRequest(provider="openai", tools=[lookup_order, slow_lookup])
-    async with host_for(provider) as host, host.session(request) as s:
-        rt = await masquerade_openai.wait_realtime(s)
-        await rt.send_text("check both orders")
-        events = await collect(s, count("response.done", 2))
-        s.end()
+    events = (
+        await exchange(
+            host_for, provider, "check both orders", count("response.done", 2), request=request
+        )
+    ).events
     assert sorted(r.name for r in of(events, "tool.result")) == ["lookup_order", "slow_lookup"]
     client = emulator.connection().client_events
     kinds = [e["type"] for e in client]
     # Two outputs, then a single response.create after both.
-    last_output = max(i for i, e in enumerate(client)
-                      if e["type"] == "conversation.item.create"
-                      and e["item"]["type"] == "function_call_output")
+    last_output = max(
+        i
+        for i, e in enumerate(client)
+        if e["type"] == "conversation.item.create" and e["item"]["type"] == "function_call_output"
+    )
     creates = [i for i, k in enumerate(kinds) if k == "response.create"]
     assert len(creates) == 2
     assert creates[1] > last_output
-    answer = [e for e in of(events, "transcript.done") if e.role == "assistant"][-1]
+    answer = last_answer(events)
     assert "lookup_order returned" in answer.text
     assert "slow_lookup returned" in answer.text
 
@@ -167,12 +186,21 @@ async def test_every_call_is_answered_once_even_when_repeated(
         events = await collect(s, count("response.done", 2))
         # The same completed call announced again (as a replayed stream would): ignored.
         item = next(i for i in rt.items() if i.type == "function_call")
-        emulator.inject({"type": "response.output_item.done", "response_id": "resp_x",
-                         "output_index": 0, "item": {"id": item.id, "type": "function_call",
-                                                     "status": "completed",
-                                                     "call_id": item.call_id,
-                                                     "name": "lookup_order",
-                                                     "arguments": item.arguments}})
+        emulator.inject(
+            {
+                "type": "response.output_item.done",
+                "response_id": "resp_x",
+                "output_index": 0,
+                "item": {
+                    "id": item.id,
+                    "type": "function_call",
+                    "status": "completed",
+                    "call_id": item.call_id,
+                    "name": "lookup_order",
+                    "arguments": item.arguments,
+                },
+            }
+        )
         emulator.inject({"type": "test.marker"})  # unknown type: a provider event
         events = await collect(s, count("provider", name="test.marker"))
         s.end()

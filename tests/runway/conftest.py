@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 
@@ -11,37 +10,29 @@ from masquerade import Host, Poller
 from masquerade_runway import RunwayClient, RunwayProvider
 from masquerade_runway.emulator import RunwayEmulator
 
+from ..emulator_helpers import RUNWAY_FAST_CLIENT, fast_runway_provider, fresh_runway, runway_server
+
 
 @pytest.fixture(scope="module")
 def emulator_server() -> Iterator[RunwayEmulator]:
-    # The emulator runs on its own thread and loop, so one instance serves tests of both
-    # anyio backends.
-    with RunwayEmulator(plan={"provisioning": 0.02}) as emulator:
+    with runway_server() as emulator:
         yield emulator
 
 
 @pytest.fixture
 def emulator(emulator_server: RunwayEmulator) -> Iterator[RunwayEmulator]:
-    emulator_server.clear_faults()
-    with emulator_server.core.lock:
-        emulator_server.core.plans.clear()
-    yield emulator_server
-    emulator_server.clear_faults()
-    with emulator_server.core.lock:
-        emulator_server.core.plans.clear()
-
-
-FAST_CLIENT: dict[str, Any] = {"retry_base": 0.01, "retry_max": 0.05}
+    with fresh_runway(emulator_server) as emulator:
+        yield emulator
 
 
 @pytest.fixture
 def provider(emulator: RunwayEmulator) -> RunwayProvider:
-    return emulator.provider(end_grace=1.0, result_wait=2.0, client_options=FAST_CLIENT)
+    return fast_runway_provider(emulator)
 
 
 @pytest.fixture
 def client(emulator: RunwayEmulator) -> RunwayClient:
-    return RunwayClient(emulator.api_key, base_url=emulator.base_url, **FAST_CLIENT)
+    return RunwayClient(emulator.api_key, base_url=emulator.base_url, **RUNWAY_FAST_CLIENT)
 
 
 @pytest.fixture

@@ -3,9 +3,8 @@ even though the provider keeps its latest sessions for introspection."""
 
 from __future__ import annotations
 
-import gc
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import anyio
 import anyio.lowlevel
@@ -18,16 +17,6 @@ from masquerade_runway.emulator import RunwayEmulator
 from .tools_for_tests import lookup_order
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def no_cycle_collector() -> Iterator[None]:
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 @pytest.mark.usefixtures("no_cycle_collector")

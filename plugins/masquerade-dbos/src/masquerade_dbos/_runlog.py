@@ -50,15 +50,22 @@ logger = logging.getLogger("masquerade.dbos")
 CREDENTIALS_KEY = "masquerade.credentials"
 
 _metadata = sa.MetaData()
-run_events = sa.Table(
-    "masquerade_run_events",
-    _metadata,
-    sa.Column(
+
+
+def _row_id() -> sa.Column[int]:
+    """An id that only grows (SQLite's INTEGER PRIMARY KEY is its 64-bit rowid)."""
+    return sa.Column(
         "id",
         sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
         primary_key=True,
         autoincrement=True,
-    ),
+    )
+
+
+run_events = sa.Table(
+    "masquerade_run_events",
+    _metadata,
+    _row_id(),
     sa.Column("run_id", sa.String(255), nullable=False, index=True),
     sa.Column("data", sa.Text, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
@@ -67,12 +74,7 @@ run_events = sa.Table(
 run_offers = sa.Table(
     "masquerade_run_offers",
     _metadata,
-    sa.Column(
-        "id",
-        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-        primary_key=True,
-        autoincrement=True,
-    ),
+    _row_id(),
     sa.Column("run_id", sa.String(255), nullable=False, index=True),
     sa.Column("kind", sa.String(16), nullable=False),  # offer | answer | error
     sa.Column("body", sa.Text, nullable=False),

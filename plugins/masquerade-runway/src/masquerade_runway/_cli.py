@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     resources = parser.add_subparsers(dest="resource", metavar="RESOURCE", required=True)
 
     avatars = _resource(resources, "avatars", "custom avatars")
-    _list_and_get(avatars, "avatar", _avatars_list, _avatars_get)
+    _list_and_get(avatars, "avatar", lambda a: (a.id, a.status or "", a.name or ""))
     create = _command(avatars, "create", "create an avatar; prints its id")
     create.add_argument("--name", required=True)
     create.add_argument("--personality", required=True, help="what the avatar is told")
@@ -64,16 +64,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--document", action="append", help="the attached documents, replacing all (repeat)"
     )
     update.set_defaults(_action=_avatars_update)
-    delete = _command(avatars, "delete", "delete avatars")
-    delete.add_argument("avatar_ids", nargs="+", metavar="avatar_id")
-    delete.set_defaults(_action=_avatars_delete)
+    _delete(avatars, "avatar", "delete avatars", "deleted {}")
     usage = _command(avatars, "usage", "conversations and seconds per day, as JSON")
     usage.add_argument("--start", required=True, help="first day (YYYY-MM-DD)")
     usage.add_argument("--end", required=True, help="day after the last (at most 90 days)")
     usage.set_defaults(_action=_avatars_usage)
 
     documents = _resource(resources, "documents", "knowledge documents")
-    _list_and_get(documents, "document", _documents_list, _documents_get)
+    _list_and_get(
+        documents,
+        "document",
+        lambda d: (d.id, ",".join(u.name or u.id for u in d.used_by), d.name or ""),
+    )
     create = _command(documents, "create", "create a document; prints its id")
     create.add_argument("--name", required=True)
     create.add_argument("--file", required=True, help="markdown or text file ('-': stdin)")
@@ -83,20 +85,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     update.add_argument("--name")
     update.add_argument("--file", help="new content ('-': stdin)")
     update.set_defaults(_action=_documents_update)
-    delete = _command(documents, "delete", "delete documents (detached from avatars)")
-    delete.add_argument("document_ids", nargs="+", metavar="document_id")
-    delete.set_defaults(_action=_documents_delete)
+    _delete(documents, "document", "delete documents (detached from avatars)", "deleted {}")
 
     conversations = _resource(resources, "conversations", "conversations (one per session)")
     download = _command(conversations, "download", "save a conversation's recording")
     download.add_argument("session_id")
     download.add_argument("path", help="where to write the recording")
     download.set_defaults(_action=_conversations_download)
-    delete = _command(
-        conversations, "delete", "erase conversations: transcript and recording"
+    _delete(
+        conversations,
+        "session",
+        "erase conversations: transcript and recording",
+        "deleted the conversation of {}",
+        resource="conversations",
     )
-    delete.add_argument("session_ids", nargs="+", metavar="session_id")
-    delete.set_defaults(_action=_conversations_delete)
 
 
 def _command(commands: Commands, name: str, text: str) -> argparse.ArgumentParser:
@@ -109,13 +111,46 @@ def _resource(resources: Commands, name: str, text: str) -> Commands:
     )
 
 
-def _list_and_get(commands: Commands, noun: str, listing: Action, get: Action) -> None:
-    parser = _command(commands, "list", f"list {noun}s, one per line (id, ..., name)")
+def _list_and_get(commands: Commands, noun: str, row: Callable[[Any], tuple[str, ...]]) -> None:
+    """``list`` (one ``row`` per item, or ``--json``) and ``get`` of ``client.<noun>s``."""
+    resource = f"{noun}s"
+
+    async def listing(client: RunwayClient, args: argparse.Namespace) -> int:
+        items = [item async for item in getattr(client, resource).iter(limit=100)]
+        if args.json:
+            _print_json(items)
+        else:
+            _print_rows([row(item) for item in items])
+        return 0
+
+    async def get(client: RunwayClient, args: argparse.Namespace) -> int:
+        _print_json(await getattr(client, resource).retrieve(getattr(args, f"{noun}_id")))
+        return 0
+
+    parser = _command(commands, "list", f"list {resource}, one per line (id, ..., name)")
     parser.add_argument("--json", action="store_true", help="print the API's objects")
     parser.set_defaults(_action=listing)
     parser = _command(commands, "get", f"one {noun}, as JSON")
     parser.add_argument(f"{noun}_id")
     parser.set_defaults(_action=get)
+
+
+def _delete(
+    commands: Commands, noun: str, text: str, done: str, *, resource: str | None = None
+) -> None:
+    """``delete ID...`` of ``client.<resource>`` (default ``<noun>s``); prints ``done``
+    formatted with each id."""
+    resource = resource or f"{noun}s"
+
+    async def delete(client: RunwayClient, args: argparse.Namespace) -> int:
+        for item_id in getattr(args, f"{noun}_ids"):
+            await getattr(client, resource).delete(item_id)
+            print(done.format(item_id))
+        return 0
+
+    parser = _command(commands, "delete", text)
+    parser.add_argument(f"{noun}_ids", nargs="+", metavar=f"{noun}_id")
+    parser.set_defaults(_action=delete)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -155,20 +190,6 @@ def _image(value: str) -> str | Path:
 
 
 # ---------------------------------------------------------------- avatars
-async def _avatars_list(client: RunwayClient, args: argparse.Namespace) -> int:
-    avatars = [a async for a in client.avatars.iter(limit=100)]
-    if args.json:
-        _print_json(avatars)
-    else:
-        _print_rows([(a.id, a.status or "", a.name or "") for a in avatars])
-    return 0
-
-
-async def _avatars_get(client: RunwayClient, args: argparse.Namespace) -> int:
-    _print_json(await client.avatars.retrieve(args.avatar_id))
-    return 0
-
-
 async def _avatars_create(client: RunwayClient, args: argparse.Namespace) -> int:
     from ._models import CustomVoice
 
@@ -199,35 +220,12 @@ async def _avatars_update(client: RunwayClient, args: argparse.Namespace) -> int
     return 0
 
 
-async def _avatars_delete(client: RunwayClient, args: argparse.Namespace) -> int:
-    for avatar_id in args.avatar_ids:
-        await client.avatars.delete(avatar_id)
-        print(f"deleted {avatar_id}")
-    return 0
-
-
 async def _avatars_usage(client: RunwayClient, args: argparse.Namespace) -> int:
     _print_json(await client.avatars.usage(start_date=args.start, end_date=args.end))
     return 0
 
 
 # ---------------------------------------------------------------- documents
-async def _documents_list(client: RunwayClient, args: argparse.Namespace) -> int:
-    documents = [d async for d in client.documents.iter(limit=100)]
-    if args.json:
-        _print_json(documents)
-    else:
-        _print_rows(
-            [(d.id, ",".join(u.name or u.id for u in d.used_by), d.name or "") for d in documents]
-        )
-    return 0
-
-
-async def _documents_get(client: RunwayClient, args: argparse.Namespace) -> int:
-    _print_json(await client.documents.retrieve(args.document_id))
-    return 0
-
-
 async def _documents_create(client: RunwayClient, args: argparse.Namespace) -> int:
     document = await client.documents.create(name=args.name, content=_read(args.file))
     print(document.id)
@@ -241,22 +239,8 @@ async def _documents_update(client: RunwayClient, args: argparse.Namespace) -> i
     return 0
 
 
-async def _documents_delete(client: RunwayClient, args: argparse.Namespace) -> int:
-    for document_id in args.document_ids:
-        await client.documents.delete(document_id)
-        print(f"deleted {document_id}")
-    return 0
-
-
 # ---------------------------------------------------------------- conversations
 async def _conversations_download(client: RunwayClient, args: argparse.Namespace) -> int:
     size = await client.conversations.download_recording(args.session_id, args.path)
     print(f"wrote {size} bytes to {args.path}")
-    return 0
-
-
-async def _conversations_delete(client: RunwayClient, args: argparse.Namespace) -> int:
-    for session_id in args.session_ids:
-        await client.conversations.delete(session_id)
-        print(f"deleted the conversation of {session_id}")
     return 0
