@@ -73,6 +73,23 @@ def durable_on(
     return DurableGraph(graph, database_url=url, polling_interval=0.05, host=host)
 
 
+def phone_config(emulator: OpenAIRealtimeEmulator) -> ServiceConfig:
+    """The service taking the emulator's signed webhooks."""
+    return ServiceConfig(
+        api_key=API_KEY, webhook_secret=emulator.webhook_secret, events_poll_interval=0.05
+    )
+
+
+async def finished(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
+    """``GET url`` (a run) until the run succeeded or failed."""
+    with anyio.fail_after(30):
+        while True:
+            run: dict[str, Any] = (await client.get(url, headers=AUTH)).json()
+            if run["status"] in ("succeeded", "failed"):
+                return run
+            await anyio.sleep(0.05)
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_an_incoming_call_starts_a_run_that_answers_it(
     backend: str,
@@ -81,9 +98,7 @@ async def test_an_incoming_call_starts_a_run_that_answers_it(
     openai_emulator: OpenAIRealtimeEmulator,
 ) -> None:
     durable = durable_on(backend, phone, tmp_path, request, openai_emulator)
-    config = ServiceConfig(
-        api_key=API_KEY, webhook_secret=openai_emulator.webhook_secret, events_poll_interval=0.05
-    )
+    config = phone_config(openai_emulator)
     async with (
         durable,
         serving(durable, config) as base,
@@ -129,12 +144,7 @@ async def test_an_incoming_call_starts_a_run_that_answers_it(
         )
         assert events[-1][2]["name"] == "lookup_order"
         openai_emulator.caller_hangs_up(call_id)
-        with anyio.fail_after(30):
-            while True:
-                final = (await client.get(f"/v1/runs/{run_id}", headers=AUTH)).json()
-                if final["status"] in ("succeeded", "failed"):
-                    break
-                await anyio.sleep(0.05)
+        final = await finished(client, f"/v1/runs/{run_id}")
         assert final["status"] == "succeeded", final
         state = final["state"]
         assert state["call_id"] == call_id and state["sip_headers"] == {"From": "sip:+1@x"}
@@ -225,3 +235,54 @@ async def test_a_browser_offer_is_answered_by_the_runs_session(
         assert len(outputs) == 1
         late = await client.post(sdp, content=OFFER, headers=typed)
         assert late.status_code == 409
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_a_webhook_replayed_to_another_process_is_refused(
+    backend: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    openai_emulator: OpenAIRealtimeEmulator,
+) -> None:
+    # Two services on one database stand for two ``serve`` processes: each app has its own
+    # replay store, and only the database is shared.
+    durable = durable_on(backend, phone, tmp_path, request, openai_emulator)
+    config = phone_config(openai_emulator)
+    async with (
+        durable,
+        serving(durable, config) as one,
+        serving(durable, config) as two,
+        httpx.AsyncClient(timeout=30) as client,
+    ):
+        hooks = [f"{one}/v1/webhooks/openai", f"{two}/v1/webhooks/openai"]
+        # Bad input is still a clear 400, and claims nothing.
+        call_id = openai_emulator.new_call()
+        body, headers = openai_emulator.webhook_request(call_id)
+        stale = {**headers, "webhook-timestamp": "yesterday"}
+        refused = await client.post(hooks[0], content=body, headers=stale)
+        assert refused.status_code == 400
+        assert refused.json()["error"]["code"] == "invalid_webhook"
+        assert "Unix seconds" in refused.json()["error"]["message"]
+        assert openai_emulator.webhook_secret not in refused.text
+
+        # The same delivery reaches both processes at once: accepted exactly once.
+        answers: list[httpx.Response] = []
+
+        async def deliver(hook: str) -> None:
+            answers.append(await client.post(hook, content=body, headers=headers))
+
+        async with anyio.create_task_group() as tg:
+            for hook in hooks:
+                tg.start_soon(deliver, hook)
+        assert sorted(a.status_code for a in answers) == [200, 400], [a.text for a in answers]
+        [replay] = [a for a in answers if a.status_code == 400]
+        assert "replay" in replay.json()["error"]["message"]
+        [run_id] = await runs()
+        # Delivered again to either process later: still a replay.
+        for hook in hooks:
+            again = await client.post(hook, content=body, headers=headers)
+            assert again.status_code == 400 and "replay" in again.json()["error"]["message"]
+        assert await runs() == [run_id]
+
+        openai_emulator.caller_hangs_up(call_id)
+        await finished(client, f"{one}/v1/runs/{run_id}")

@@ -12,7 +12,9 @@ Frontends and phone lines start calls, get their join credentials and follow run
 
 In Python, :func:`create_app` builds the ASGI application for a running
 :class:`~masquerade_dbos.DurableGraph` (serve it with uvicorn or mount it in your own
-app). starlette and uvicorn are dependencies of ``masquerade-dbos`` only.
+app). starlette and uvicorn are dependencies of ``masquerade-dbos`` only. Replayed OpenAI
+webhooks are refused across every ``serve`` process of a database
+(:class:`DatabaseReplayStore`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ._openapi import openapi_schema, render_markdown
 
 if TYPE_CHECKING:
     from ._app import ApiError, ServiceConfig, create_app
+    from ._replay import DatabaseReplayStore
 
 # starlette and DBOS load on first use: `masquerade --help` imports this package.
 _LAZY = {"ApiError", "ServiceConfig", "create_app"}
@@ -33,7 +36,18 @@ def __getattr__(name: str) -> Any:
         from . import _app
 
         return getattr(_app, name)
+    if name == "DatabaseReplayStore":
+        from ._replay import DatabaseReplayStore
+
+        return DatabaseReplayStore
     raise AttributeError(f"module 'masquerade_dbos.service' has no attribute {name!r}")
 
 
-__all__ = ["create_app", "ServiceConfig", "ApiError", "openapi_schema", "render_markdown"]
+__all__ = [
+    "create_app",
+    "ServiceConfig",
+    "ApiError",
+    "DatabaseReplayStore",
+    "openapi_schema",
+    "render_markdown",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hmac
 import json
 import logging
@@ -25,6 +26,7 @@ from .._durable import DurableGraph, RunHandle, RunInfo, run_id_for
 from ._health import live_workers, public_state
 from ._http import SIMPLE_TYPES, ApiError, bearer_token, guarded, with_cors
 from ._openapi import openapi_schema
+from ._replay import DatabaseReplayStore
 from ._tokens import ClientTokens, load_service_secret
 
 __all__ = ["ServiceConfig", "create_app", "ApiError"]
@@ -397,12 +399,25 @@ class _Service:
                 "the graph's state model has no call_id field to take an incoming call",
             )
         try:
-            from masquerade_openai import RealtimeCalls, WebhookVerificationError, verify_webhook
+            from masquerade_openai import (
+                MemoryReplayStore,
+                RealtimeCalls,
+                WebhookVerificationError,
+                verify_webhook,
+            )
         except ImportError:
             raise ApiError(501, "not_configured", "masquerade-openai is not installed") from None
+        if self.webhook_store is None:  # no database to share: this process remembers
+            self.webhook_store = MemoryReplayStore()
         raw = await self.body(request)
+        headers = dict(request.headers)
         try:
-            event = verify_webhook(raw, request.headers, secret, replay_store=self.webhook_store)
+            # In a worker thread: the replay store claims the id in the database.
+            event = await anyio.to_thread.run_sync(
+                functools.partial(
+                    verify_webhook, raw, headers, secret, replay_store=self.webhook_store
+                )
+            )
             call_id = event.call_id
         except WebhookVerificationError as exc:
             logger.warning("refused an OpenAI webhook: %s", exc.message)
@@ -467,24 +482,29 @@ def create_app(
     config: ServiceConfig | None = None,
     *,
     static_dir: str | None = None,
+    replay_store: Any = None,
 ) -> Starlette:
     """The call service for ``durable`` (which must be running: ``async with durable``).
 
     ``static_dir``: also serve that folder's files under ``/static/`` (a frontend on the
     same origin as the API).
+
+    ``replay_store``: where verified OpenAI webhook ids are claimed (a
+    ``masquerade_openai.ReplayStore``). By default a :class:`DatabaseReplayStore` in the
+    runs database, so a webhook replayed to any ``serve`` process of the deployment is
+    refused.
     """
     service = _Service(durable, config or ServiceConfig())
-    try:
-        from masquerade_openai import MemoryReplayStore
-
-        service.webhook_store = MemoryReplayStore()
-    except ImportError:
-        service.webhook_store = None
+    service.webhook_store = replay_store
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         secret = await anyio.to_thread.run_sync(load_service_secret, durable.database_url)
         service.tokens = ClientTokens(secret)
+        if service.webhook_store is None and durable.run_log is not None:
+            store = DatabaseReplayStore(durable.run_log.engine)
+            await anyio.to_thread.run_sync(store.create)
+            service.webhook_store = store
         yield
 
     routes: list[BaseRoute] = [
