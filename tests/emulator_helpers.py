@@ -15,12 +15,13 @@ from masquerade_runway import RunwayProvider
 from masquerade_runway.emulator import RunwayEmulator
 
 OPENAI_FAST: dict[str, Any] = {
-    "open_timeout": 5.0,
-    "handshake_timeout": 5.0,
+    "open_timeout": 15.0,  # bounds against a hang only: a loaded machine can be slow
+    "handshake_timeout": 15.0,
     "close_timeout": 1.0,
     "renewal": {"renew_after": None, "backoff_initial": 0.01, "backoff_max": 0.05},
 }
-"""OpenAI provider options for tests: short timeouts, no proactive renewal."""
+"""OpenAI provider options for tests: a short close, fast reconnects, no proactive
+renewal."""
 
 RUNWAY_FAST_CLIENT: dict[str, Any] = {"retry_base": 0.01, "retry_max": 0.05}
 """Runway client options for tests: short retry backoff."""
@@ -51,9 +52,11 @@ def fresh_runway(server: RunwayEmulator) -> Iterator[RunwayEmulator]:
 
 
 def fast_runway_provider(emulator: RunwayEmulator, **client_options: Any) -> RunwayProvider:
-    """The emulator's provider with short grace periods and retry backoff."""
+    """The emulator's provider with short retry backoff. ``end_grace`` and ``result_wait``
+    only bound waits that end as soon as the emulator's thread recorded the end: generous,
+    so END_CALL is never overtaken by DELETE on a loaded machine."""
     return emulator.provider(
-        end_grace=1.0,
-        result_wait=2.0,
+        end_grace=5.0,
+        result_wait=10.0,
         client_options={**RUNWAY_FAST_CLIENT, **client_options},
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections import Counter
 from pathlib import Path
 
@@ -25,8 +26,10 @@ async def _wait_for(predicate, timeout: float = 60.0) -> None:  # type: ignore[n
 async def test_a_killed_worker_s_runs_finish_elsewhere_without_rerunning_done_nodes(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    marks_file = tmp_path / "marks"
-    env = {"MASQUERADE_TEST_MARKS": str(marks_file), "MASQUERADE_TEST_SLOW": "2.5"}
+    marks_file, gate = tmp_path / "marks", tmp_path / "gate"
+    # Every run stays mid-node until the gate opens (after the kill), however slow the
+    # machine: worker-a's runs are surely interrupted there.
+    env = {"MASQUERADE_TEST_MARKS": str(marks_file), "MASQUERADE_TEST_GATE": str(gate)}
     a = WorkerProcess("graphs.py:slow", postgres_url, "worker-a", env=env, capacity=3)
     b = WorkerProcess("graphs.py:slow", postgres_url, "worker-b", env=env, capacity=3)
     try:
@@ -43,6 +46,7 @@ async def test_a_killed_worker_s_runs_finish_elsewhere_without_rerunning_done_no
             # capacity 3 each: both workers hold runs when one of them dies
             assert sorted(first.values()) == ["worker-a"] * 3 + ["worker-b"] * 3
             a.kill()
+            gate.touch()
             finals = [await run.result() for run in runs]
             assert {await run.executor() for run in runs} == {"worker-b"}
         assert all(final.log == ["before", "during", "after"] for final in finals)
@@ -61,8 +65,9 @@ async def test_a_killed_worker_s_runs_finish_elsewhere_without_rerunning_done_no
 async def test_sigterm_drains_the_running_run_and_leaves_queued_ones(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    marks_file = tmp_path / "marks"
-    env = {"MASQUERADE_TEST_MARKS": str(marks_file), "MASQUERADE_TEST_SLOW": "1.5"}
+    marks_file, gate = tmp_path / "marks", tmp_path / "gate"
+    # The first run stays mid-node until worker-a is draining (then the gate opens).
+    env = {"MASQUERADE_TEST_MARKS": str(marks_file), "MASQUERADE_TEST_GATE": str(gate)}
     a = WorkerProcess("graphs.py:slow", postgres_url, "worker-a", env=env, capacity=1)
     b = WorkerProcess("graphs.py:slow", postgres_url, "worker-b", env=env, capacity=1)
     try:
@@ -71,7 +76,11 @@ async def test_sigterm_drains_the_running_run_and_leaves_queued_ones(
             first = await submitter.submit(Slow(name="first"))
             await _wait_for(_marked(marks_file, "first:during"))
             second = await submitter.submit(Slow(name="second"))
-            assert await anyio.to_thread.run_sync(a.terminate) == 0
+            assert a.process is not None
+            a.process.send_signal(signal.SIGTERM)
+            assert await anyio.to_thread.run_sync(a.logged, "draining"), a.log()
+            gate.touch()
+            assert await anyio.to_thread.run_sync(a.process.wait, 60) == 0
             assert await first.status() == "SUCCESS"  # finished before the worker left
             assert await second.status() == "ENQUEUED"  # never taken by a draining worker
             b.start()
@@ -86,8 +95,9 @@ async def test_sigterm_drains_the_running_run_and_leaves_queued_ones(
 async def test_a_drain_that_runs_out_of_time_hands_the_run_back(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    marks_file = tmp_path / "marks"
-    env = {"MASQUERADE_TEST_MARKS": str(marks_file), "MASQUERADE_TEST_SLOW": "2"}
+    marks_file, gate = tmp_path / "marks", tmp_path / "gate"
+    # Both runs stay mid-node until worker-a handed them back (then the gate opens).
+    env = {"MASQUERADE_TEST_MARKS": str(marks_file), "MASQUERADE_TEST_GATE": str(gate)}
     a = WorkerProcess(
         "graphs.py:slow", postgres_url, "worker-a", env=env, extra=("--drain-timeout", "0.2")
     )
@@ -101,6 +111,7 @@ async def test_a_drain_that_runs_out_of_time_hands_the_run_back(
             held = [run for run in runs if await run.executor() == "worker-a"]
             assert len(held) == 2
             assert await anyio.to_thread.run_sync(a.terminate) == 0
+            gate.touch()
             b.start()
             finals = [await run.result() for run in runs]
             assert {await run.executor() for run in runs} == {"worker-b"}

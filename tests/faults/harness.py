@@ -118,7 +118,7 @@ async def run_session(
     return Run(session, events, counter.calls.get(session.id, 0), capture.records)
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+async def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
     """Wait until ``predicate()`` holds (state set by another task or the emulator's
     thread), or fail after ``timeout`` seconds."""
     with anyio.fail_after(timeout):
@@ -179,13 +179,21 @@ async def check_openai(run: Run, emulator: Any, *, expect_unended: bool = False)
     """OpenAI's side: every function call answered exactly once with one
     ``function_call_output``; every websocket the session opened is closed at the end.
 
-    The emulator serves from its own thread and marks a connection closed once *its*
-    side has seen the close, a moment after the client finished: the check waits for
-    that (bounded), so a socket the client really left open still fails it."""
+    The emulator serves from its own thread: it records a client event once *it* read
+    it, and marks a connection closed once its side has seen the close, a moment after
+    the client finished. The check first waits (bounded) for every connection to be
+    closed, so the emulator has read everything the client sent before the answers are
+    counted; a socket the client really left open still fails it."""
     check(run, expect_unended=expect_unended)
+    connections = list(emulator._app.connections)
+    if not expect_unended and connections:
+        try:
+            await emulator.wait_for(lambda: all(c.closed for c in connections), timeout=20.0)
+        except TimeoutError:
+            still_open = [i for i, c in enumerate(connections) if not c.closed]
+            raise AssertionError(f"the websocket was left open: connections {still_open}") from None
     outputs: dict[str, int] = {}
-    for index in range(len(emulator._app.connections)):
-        connection = emulator.connection(index)
+    for connection in connections:
         here: dict[str, int] = {}  # a renewal replays answers into a *new* server session
         for event in connection.events_of("conversation.item.create"):
             item = event.get("item") or {}
@@ -198,10 +206,3 @@ async def check_openai(run: Run, emulator: Any, *, expect_unended: bool = False)
         assert outputs.get(call.call_id) == 1 or run.result.reason in ("cancelled", "error"), (
             f"the model was never answered for {call.call_id}"
         )
-    if not expect_unended and emulator._app.connections:
-        connections = list(emulator._app.connections)
-        try:
-            await emulator.wait_for(lambda: all(c.closed for c in connections), timeout=10.0)
-        except TimeoutError:
-            still_open = [i for i, c in enumerate(connections) if not c.closed]
-            raise AssertionError(f"the websocket was left open: connections {still_open}") from None

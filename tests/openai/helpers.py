@@ -29,7 +29,7 @@ async def collect(
     session: Session,
     until: Callable[[list[BaseEvent]], bool],
     *,
-    timeout: float = 5.0,
+    timeout: float = 20.0,
 ) -> list[BaseEvent]:
     """The session's events (from the start) once ``until(events)`` holds (or it ended)."""
     plugins = session.host.pm.get_plugins()  # type: ignore[attr-defined]

@@ -133,15 +133,17 @@ async def test_rate_limit_on_create_is_raised_not_retried(
 
 
 async def test_slow_get_times_out_and_is_retried(emulator: RunwayEmulator) -> None:
-    emulator.inject(delay=0.5, method="GET", path="/v1/avatars")
+    # The timeout is far below the delay, and far above what an answered GET takes even on
+    # a loaded machine.
+    emulator.inject(delay=2.0, method="GET", path="/v1/avatars")
     async with RunwayClient(
-        emulator.api_key, base_url=emulator.base_url, timeout=0.15, retry_base=0.01
+        emulator.api_key, base_url=emulator.base_url, timeout=0.5, retry_base=0.01
     ) as client:
         page = await client.list_avatars()  # the retry is answered at once
     assert isinstance(page.data, list)
-    emulator.inject(delay=0.5, method="GET", path="/v1/avatars", times=3)
+    emulator.inject(delay=2.0, method="GET", path="/v1/avatars", times=3)
     async with RunwayClient(
-        emulator.api_key, base_url=emulator.base_url, timeout=0.15, retry_base=0.01
+        emulator.api_key, base_url=emulator.base_url, timeout=0.5, retry_base=0.01
     ) as client:
         with pytest.raises(RunwayTimeout) as caught:
             await client.list_avatars()

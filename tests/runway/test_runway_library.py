@@ -126,7 +126,7 @@ async def test_a_session_with_a_custom_avatar_its_recording_and_deletion(
         )
         await client.avatars.wait_ready(avatar.id, interval=0.01)
     emulator.plan_next(script=[{"say": "Hello from Ada."}, {"hangup": True}], recording_ttl=1)
-    provider = emulator.provider(end_grace=1.0, result_wait=2.0)
+    provider = emulator.provider(end_grace=5.0, result_wait=10.0)  # bounds, not timings
     async with host_for(provider) as host:
         result = await host.run_session(SessionRequest(provider="runway", avatar=avatar.id))
     assert [t.text for t in result.transcript] == ["Hello from Ada."]

@@ -242,7 +242,7 @@ class OpenAIRealtimeEmulator:
         return self._app.connections[index]
 
     async def wait_for(
-        self, predicate: Callable[[], bool], timeout: float = 5.0, interval: float = 0.01
+        self, predicate: Callable[[], bool], timeout: float = 20.0, interval: float = 0.01
     ) -> None:
         """Wait (on any anyio backend) until ``predicate()`` is true, or raise TimeoutError."""
         with anyio.fail_after(timeout):

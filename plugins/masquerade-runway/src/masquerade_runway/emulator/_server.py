@@ -342,7 +342,7 @@ class RunwayEmulator:
         with self.core.lock:
             return list(self.core.sessions)
 
-    def wait_until(self, session_id: str, status: str, timeout: float = 5.0) -> bool:
+    def wait_until(self, session_id: str, status: str, timeout: float = 20.0) -> bool:
         """Block until the session has ``status`` (for synchronous tests)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
