@@ -219,8 +219,20 @@ async def test_r13_cancel_while_create_is_in_flight_still_ends_the_session(
         runway: RunwayEmulator, runway_provider: RunwayProvider, poller: Poller) -> None:
     runway.inject(delay=0.5, method="POST", path=r"^/v1/realtime_sessions$")
     before = set(runway.session_ids)
-    with anyio.move_on_after(0.2):
-        await run_session(request(), runway_provider, poller=poller)
+
+    async def act(session: Session, events: list[BaseEvent]) -> None:
+        # Provisioning: the (shielded) create is under way, answered only after 0.5 s.
+        await wait_for(lambda: session.state != "created")
+        cancel.set()
+
+    cancel = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        async def runner() -> None:
+            await run_session(request(), runway_provider, poller=poller, act=act)
+
+        tg.start_soon(runner)
+        await cancel.wait()
+        tg.cancel_scope.cancel()
     await wait_for(lambda: len(set(runway.session_ids) - before) == 1)
     [created] = set(runway.session_ids) - before
     await wait_for(lambda: runway.terminal(runway.session(created)["status"]))
@@ -250,8 +262,9 @@ async def test_r15_status_bursts_while_polling_are_retried(
 
 async def test_r16_queued_past_the_deadline_is_cancelled(
         runway: RunwayEmulator, runway_provider: RunwayProvider, poller: Poller) -> None:
+    # Long enough for the create to be answered on a loaded machine (queued for 60 s).
     run = await go(runway, runway_provider, poller, plan={"queued": 60},
-                   req=request(provisioning_timeout=0.3))
+                   req=request(provisioning_timeout=1.5))
     snapshot = check_runway(run, runway)
     assert snapshot["status"] == "CANCELLED" and run.result.outcome == "failed"
 
@@ -292,9 +305,17 @@ async def test_r20_outer_cancel_mid_call_runs_the_cancel_path_once(
 
     async def act(session: Session, events: list[BaseEvent]) -> None:
         seen.append(session)
+        await wait_for(lambda: session.state == "running")  # mid-call, however slow
+        cancel.set()
 
-    with anyio.move_on_after(1.0):
-        await run_session(request(), runway_provider, poller=poller, act=act)
+    cancel = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        async def runner() -> None:
+            await run_session(request(), runway_provider, poller=poller, act=act)
+
+        tg.start_soon(runner)
+        await cancel.wait()
+        tg.cancel_scope.cancel()
     [session] = seen
     assert session.result is not None and session.result.outcome == "cancelled"
     [created] = set(runway.session_ids) - before

@@ -122,7 +122,8 @@ async def test_queued_past_the_deadline_is_cancelled(
     emulator: RunwayEmulator, provider: RunwayProvider, host_for: Callable[..., Host]
 ) -> None:
     emulator.plan_next(queued=60)
-    request = SessionRequest(provider="runway", avatar="influencer", provisioning_timeout=0.3)
+    # Long enough for the create to be answered and polled (queued) on a loaded machine.
+    request = SessionRequest(provider="runway", avatar="influencer", provisioning_timeout=1.5)
     async with host_for(provider) as host:
         result, events = await run(host, request)
     assert result.outcome == "failed"
