@@ -39,6 +39,14 @@ API_KEY = "mk_webhook_0123456789abcdefghij"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
+def answers(emulator: Any) -> int:
+    """How many function_call_output items the emulator has read, on any connection."""
+    return sum(
+        e.get("item", {}).get("type") == "function_call_output"
+        for c in emulator.connections for e in c.events_of("conversation.item.create")
+    )
+
+
 @pytest.fixture
 def openai_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAIRealtimeEmulator]:
     with OpenAIRealtimeEmulator() as emulator:
@@ -143,6 +151,8 @@ async def test_an_incoming_call_starts_a_run_that_answers_it(
             client, f"/v1/runs/{run_id}/events", headers=AUTH, until="tool.result"
         )
         assert events[-1][2]["name"] == "lookup_order"
+        # The output reaches the emulator (its own thread) a moment after tool.result.
+        await openai_emulator.wait_for(lambda: answers(openai_emulator) == 1)
         openai_emulator.caller_hangs_up(call_id)
         final = await finished(client, f"/v1/runs/{run_id}")
         assert final["status"] == "succeeded", final
@@ -224,6 +234,7 @@ async def test_a_browser_offer_is_answered_by_the_runs_session(
             client, f"/v1/runs/{first['id']}/events", headers=token, until="tool.result"
         )
         assert events[-1][2]["output"] == {"order_id": "W3", "status": "shipped"}
+        await openai_emulator.wait_for(lambda: answers(openai_emulator) == 1)
         cancelled = await client.post(f"/v1/runs/{first['id']}/cancel", headers=AUTH)
         assert cancelled.status_code == 202
         await openai_emulator.wait_for(lambda: call.state == "ended", timeout=20)
