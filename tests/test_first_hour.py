@@ -7,7 +7,8 @@ does not know (or the other way round) fails the test, so the page cannot drift.
 Two commands cannot run as a reader runs them here: the real Runway key is replaced by a
 fake one with ``RUNWAYML_BASE_URL`` pointing at a closed loopback port (no network: the
 page's offline fallback is what is tested), and the trace endpoint is a loopback OTLP
-receiver instead of Phoenix.
+receiver instead of Phoenix. ``masquerade demo`` runs with a short ``--pace``: its default
+pace only spaces the steps out for a human eye (about 14 s of sleeping).
 
 Building wheels and installing them (with their dependencies from the package index)
 into a fresh ``python3 -m venv`` is what CI checks of the install instructions.
@@ -126,6 +127,7 @@ def test_the_first_hour_walkthrough_runs_as_written(tmp_path: Path) -> None:
             "export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:6006": (
                 f"export OTEL_EXPORTER_OTLP_ENDPOINT={receiver.endpoint}"
             ),
+            "masquerade demo": "masquerade demo --pace 0.05",
         }
         lines = ["set +e"]
         for i, command in enumerate(commands):

@@ -11,10 +11,10 @@ from .otlp_receiver import OtlpReceiver
 SCRIPT = str(EXAMPLES / "tracing" / "trace_session.py")
 
 
-def run_example(endpoint: str) -> subprocess.CompletedProcess[str]:
+def run_example(endpoint: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, SCRIPT],
-        env=clean_env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint),
+        env=clean_env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, **env),
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -25,7 +25,9 @@ def run_example(endpoint: str) -> subprocess.CompletedProcess[str]:
 
 def test_without_a_trace_backend_it_never_claims_an_export() -> None:
     endpoint = f"http://127.0.0.1:{closed_port()}"
-    done = run_example(endpoint)
+    # The exporter retries a refused export until its timeout (10 s by default): 1 s is
+    # enough to know nothing listens.
+    done = run_example(endpoint, OTEL_EXPORTER_OTLP_TIMEOUT="1")
 
     assert done.returncode == 1
     assert "ticket: Ada Lovelace: completed, 3 tool calls (1 failed)" in done.stdout
