@@ -106,7 +106,7 @@ async def test_r04_rpc_from_a_frontend_identity_is_refused_and_not_a_call(
 async def test_r05_tool_slower_than_the_worker_waits_gets_one_consistent_answer(
         runway: RunwayEmulator, runway_provider: RunwayProvider, poller: Poller) -> None:
     run = await go(runway, runway_provider, poller,
-                   [{"tool": "slow_lookup", "args": {"seconds": 2.5}, "timeout": 1.2},
+                   [{"tool": "slow_lookup", "args": {"seconds": 3.0}, "timeout": 2.0},
                     {"wait": 0.3}, HANGUP])
     snapshot = check_runway(run, runway)
     [told] = recorded_results(snapshot)
