@@ -328,3 +328,39 @@ async def test_tool_invoke_chain_that_raises_or_returns_junk(make_host: Any) -> 
     assert "junk" in (answers[0].error or "")
     assert "plugin exploded" in (answers[1].error or "")
     assert result.outcome == "completed"
+
+
+@pytest.mark.anyio
+async def test_observer_not_called_for_the_types_it_ignores(make_host: Any) -> None:
+    calls: list[str] = []
+
+    class Picky:
+        @hookimpl
+        def masquerade_session_event(self, event: Any) -> None:
+            calls.append(event.type)
+
+        masquerade_session_event.masquerade_ignores = frozenset(  # type: ignore[attr-defined]
+            {"transcript.delta", "transcript.done"}
+        )
+
+    host = make_host(ScriptedProvider([{"say": "hello"}]), Picky())
+    seen: list[str] = []
+    result = await host.run_session(
+        SessionRequest(provider="scripted"), on_event=lambda e: seen.append(e.type)
+    )
+    assert result.outcome == "completed"
+    assert "transcript.done" in seen
+    assert calls == [t for t in seen if t not in ("transcript.delta", "transcript.done")]
+    # The built-in observers skip the per-frame types the same way.
+    assert host.observers_for("transcript.delta") == []
+    assert len(host.observers_for("status")) == len(host.event_observers) == 3
+    # A plugin registered later is seen at once (the per-type cache is dropped).
+    late: list[str] = []
+
+    class Late:
+        @hookimpl
+        def masquerade_session_event(self, event: Any) -> None:
+            late.append(event.type)
+
+    host.register(Late(), name="late")
+    assert "late" in [name for name, _, _ in host.observers_for("transcript.delta")]

@@ -38,7 +38,7 @@ from .errors import PluginError, ProviderNotFound, ToolDefinitionError
 from .events import BaseEvent, ToolCall, ToolResult
 from .hookspecs import hookimpl
 from .poller import Poller
-from .runtime import Observer, isolated
+from .runtime import IGNORES, Observer, isolated
 from .session import Session
 from .tools import Tool, as_tool
 
@@ -139,6 +139,7 @@ class Host:
         # hot path calls them directly instead of through pluggy's multicall (about 3x
         # cheaper per event).
         self.event_observers: list[Observer] = []
+        self._observers_by_kind: dict[str, list[Observer]] = {}
         self._ended_observers: list[Observer] = []
         self._task_group: TaskGroup | None = None
         self._entered = 0
@@ -297,7 +298,16 @@ class Host:
     def _changed(self) -> None:
         self._collected = False
         self.event_observers = self._plain_impls("masquerade_session_event")
+        self._observers_by_kind = {}
         self._ended_observers = self._plain_impls("masquerade_session_ended")
+
+    def observers_for(self, kind: str) -> list[Observer]:
+        found = self._observers_by_kind.get(kind)
+        if found is None:
+            found = self._observers_by_kind[kind] = [
+                o for o in self.event_observers if kind not in getattr(o[1], IGNORES, ())
+            ]
+        return found
 
     def _plain_impls(self, hook_name: str) -> list[Observer]:
         caller = getattr(self.pm.hook, hook_name)

@@ -29,13 +29,18 @@ if TYPE_CHECKING:
     from .session import Session, SessionRequest, SessionResult
     from .tools import Tool
 
-__all__ = ["SessionRuntime", "Observer", "isolated"]
+__all__ = ["IGNORES", "SessionRuntime", "Observer", "isolated"]
 
 logger = logging.getLogger("masquerade.host")
 
 #: One ``masquerade_session_event`` implementation, ready to call on the hot path:
 #: (plugin name, function, the argument names it asked for, in order).
 Observer: TypeAlias = tuple[str, Callable[..., Any], tuple[str, ...]]
+
+#: The attribute an observer's function may carry: a frozenset of event types it returns
+#: on at once without doing anything. The session then does not call it for those types
+#: (the built-in logging and tracing observers skip audio and text deltas this way).
+IGNORES = "masquerade_ignores"
 
 
 class SessionRuntime(Protocol):
@@ -64,6 +69,13 @@ class SessionRuntime(Protocol):
         awaitable it returns is awaited later, off the provider's path, through
         :meth:`isolate`. Read per event: a plugin registered meanwhile is seen at once.
         """
+        ...
+
+    def observers_for(self, kind: str) -> Sequence[Observer]:
+        """The :attr:`event_observers` that want events of type ``kind``, in call order:
+        those whose function does not list ``kind`` in its ``masquerade_ignores`` set
+        (see :data:`IGNORES`). Cached per type until a plugin is registered or removed;
+        the session asks per event."""
         ...
 
     def isolate(self, plugin_name: str, awaitable: Awaitable[Any]) -> Awaitable[None]:

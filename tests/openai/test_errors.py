@@ -10,6 +10,7 @@ import pytest
 
 import masquerade_openai
 from masquerade import ConfigurationError, Host, ProviderError, SessionRequest
+from masquerade.events import MAX_JSON_DEPTH
 from masquerade_openai import OpenAIRealtimeProvider
 from masquerade_openai.emulator import OpenAIRealtimeEmulator
 
@@ -53,6 +54,29 @@ async def test_bad_frames_become_error_events_and_the_session_goes_on(
     assert answer.text == "You said: still there?"
     assert s.result is not None
     assert s.result.outcome == "completed"
+
+
+async def test_frames_nesting_too_deep_are_refused_and_shallow_ones_kept(
+    emulator: OpenAIRealtimeEmulator,
+    provider: OpenAIRealtimeProvider,
+    host_for: Callable[..., Host],
+) -> None:
+    deep = "[" * (MAX_JSON_DEPTH + 2) + "]" * (MAX_JSON_DEPTH + 2)
+    async with host_for(provider) as host, host.session(SessionRequest(provider="openai")) as s:
+        rt = await masquerade_openai.wait_realtime(s)
+        emulator.inject('{"type": "brand.new.event", "x": ' + deep + "}")
+        emulator.inject('{"type": "rate_limits.updated", "rate_limits": ' + deep + "}")
+        emulator.inject('{"type": "conversation.item.deleted", "item_id": "x", "y": ' + deep + "}")
+        # Brackets inside strings only make the cheap count stricter: still kept.
+        emulator.inject({"type": "brand.new.event", "x": "[" * (MAX_JSON_DEPTH + 2)})
+        await rt.send_text("still there?")
+        events = await collect(s, count("response.done"))
+        s.end()
+    errors = [e for e in of(events, "error") if e.code == "malformed_event"]
+    assert len(errors) == 3
+    assert all("nests deeper" in e.message for e in errors)
+    kept = [e for e in of(events, "provider") if e.name == "brand.new.event"]
+    assert [e.payload["x"] for e in kept] == ["[" * (MAX_JSON_DEPTH + 2)]
 
 
 async def test_server_errors_are_classified(

@@ -29,6 +29,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from .._redact import redact
+from ..events import EVENT_TYPES
 from ..hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ def _capture_content() -> bool:
 def masquerade_session_event(session: Session, event: BaseEvent) -> None:
     kind = event.type
     if kind not in _LOGGED:
-        return
+        return  # not even called for the known types it skips (masquerade_ignores)
     if not logger.isEnabledFor(logging.INFO if kind in _INFO else logging.DEBUG):
         return
     extra: dict[str, Any] = {
@@ -151,6 +152,10 @@ def masquerade_session_event(session: Session, event: BaseEvent) -> None:
                 "session %s %s turn done (%d chars)", sid, data["role"], len(data["text"]),
                 extra=extra,
             )
+
+
+# Skipped types (audio and text deltas, provider events...) are not even called for.
+masquerade_session_event.masquerade_ignores = frozenset(EVENT_TYPES) - _LOGGED  # type: ignore[attr-defined]
 
 
 @hookimpl

@@ -76,13 +76,15 @@ class ToolRoundTrip:
         self.seen: set[str] = set()
 
     # ------------------------------------------------------------ handlers
-    def on_arguments_delta(self, data: dict[str, Any]) -> None:
+    # ``shallow``: the frame's text showed the payload nests within the bound.
+    def on_arguments_delta(self, data: dict[str, Any], shallow: bool = False) -> None:
         item = data.get("item_id")
         if item:
             self.conversation.ensure(item, "function_call").add_arguments(data["delta"])
-        self.emit(_provider_event({"type": "provider", "name": data["type"], "payload": data}))
+        self.emit(_provider_event({"type": "provider", "name": data["type"], "payload": data},
+                                  shallow))
 
-    def on_arguments_done(self, data: dict[str, Any]) -> None:
+    def on_arguments_done(self, data: dict[str, Any], shallow: bool = False) -> None:
         item_ref = data.get("item_id")
         call = {"call_id": data["call_id"], "name": data.get("name"),
                 "arguments": data.get("arguments")}
@@ -96,7 +98,8 @@ class ToolRoundTrip:
         # that was cancelled may still finish its arguments: those calls never run.
         if call["name"] and data.get("response_id") not in self.abandoned:
             self.start(call)
-        self.emit(_provider_event({"type": "provider", "name": data["type"], "payload": data}))
+        self.emit(_provider_event({"type": "provider", "name": data["type"], "payload": data},
+                                  shallow))
 
     # ------------------------------------------------------------ the round trip
     def start(self, payload: Mapping[str, Any]) -> None:

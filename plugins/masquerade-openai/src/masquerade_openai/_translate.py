@@ -24,7 +24,7 @@ from masquerade import redact
 from masquerade.events import ErrorEvent, ProviderEvent, TranscriptDelta, TranscriptDone
 
 from ._conversation import ConversationItem, RealtimeConversation
-from ._fast import builder
+from ._fast import builder, shallow_text
 from ._link import RealtimeLink
 from ._options import RealtimeOptions
 from ._shared import FATAL_CODES, noop_emit
@@ -76,14 +76,18 @@ class EventTranslator:
         self.tools = tools
         self.handlers = _HANDLERS  # emptied once the session ended
         self._start_tool = tools.start
+        #: The text of the frame being handled (``None`` outside the receive loop): a
+        #: provider event's payload is known to be shallow when the text is (one count
+        #: in C instead of walking the payload, see :func:`._fast.shallow_text`).
+        self.frame: str | bytes | None = None
 
 
     # ------------------------------------------------------------ other parts' handlers
     def _tools_on_arguments_delta(self, data: dict[str, Any]) -> None:
-        self.tools.on_arguments_delta(data)
+        self.tools.on_arguments_delta(data, shallow_text(self.frame))
 
     def _tools_on_arguments_done(self, data: dict[str, Any]) -> None:
-        self.tools.on_arguments_done(data)
+        self.tools.on_arguments_done(data, shallow_text(self.frame))
 
     def _turns_on_audio_delta(self, data: dict[str, Any]) -> None:
         self.turns.on_audio_delta(data)
@@ -111,7 +115,7 @@ class EventTranslator:
         unmapped = self._unmapped
         session = self.session
         while True:
-            raw = await recv()
+            raw = self.frame = await recv()
             data = None
             try:
                 data = loads(raw)
@@ -135,6 +139,7 @@ class EventTranslator:
         if not isinstance(data, dict):
             self._malformed(data, "the frame is not a JSON object")
             return
+        self.frame = None  # no text to vouch for the payload's depth
         try:
             handler = self.handlers.get(data.get("type"))  # type: ignore[arg-type]
             if handler is None:
@@ -146,10 +151,11 @@ class EventTranslator:
 
     def _unmapped(self, data: dict[str, Any]) -> None:
         self.emit(_provider_event({"type": "provider", "name": str(data.get("type")),
-                                   "payload": data}))
+                                   "payload": data}, shallow_text(self.frame)))
 
     def _raw(self, data: dict[str, Any]) -> None:
-        self.emit(_provider_event({"type": "provider", "name": data["type"], "payload": data}))
+        self.emit(_provider_event({"type": "provider", "name": data["type"], "payload": data},
+                                  shallow_text(self.frame)))
 
     def _handler_failed(self, raw: Any, data: Any, exc: Exception) -> None:
         if data is None:
@@ -293,37 +299,41 @@ class EventTranslator:
             )
         )
 
+    # The two per-frame text handlers are written out in full (no shared helper, no
+    # keyword call): spoken transcripts and text output are the same normalized event,
+    # only the conversation item's field differs.
     def _on_transcript_delta(self, data: dict[str, Any]) -> None:
         if data.get("response_id") in self.abandoned:
             return
-        self._assistant_delta(data, transcript=True)
+        delta = data["delta"]
+        item_id = data.get("item_id")
+        item = self._text_item
+        if item is None or item.id != item_id:
+            item = self._text_item = self._assistant_item(item_id)
+        if item is not None:
+            item._transcript.append(delta)
+        self.emit(_transcript_delta({"type": "transcript.delta", "role": "assistant",
+                                     "text": delta, "turn": item_id}))
 
     def _on_text_delta(self, data: dict[str, Any]) -> None:
-        self._assistant_delta(data, transcript=False)
+        delta = data["delta"]
+        item_id = data.get("item_id")
+        item = self._text_item
+        if item is None or item.id != item_id:
+            item = self._text_item = self._assistant_item(item_id)
+        if item is not None:
+            item._text.append(delta)
+        self.emit(_transcript_delta({"type": "transcript.delta", "role": "assistant",
+                                     "text": delta, "turn": item_id}))
+
+    def _assistant_item(self, item_id: Any) -> ConversationItem | None:
+        return self.conversation.ensure(item_id, "message", "assistant") if item_id else None
 
     def _on_transcript_done(self, data: dict[str, Any]) -> None:
         self._assistant_done(data.get("item_id"), data["transcript"], transcript=True)
 
     def _on_text_done(self, data: dict[str, Any]) -> None:
         self._assistant_done(data.get("item_id"), data["text"], transcript=False)
-
-    def _assistant_delta(self, data: dict[str, Any], *, transcript: bool) -> None:
-        # Spoken transcripts and text output are the same normalized event; only the
-        # conversation item's field differs.
-        delta = data["delta"]
-        item_id = data.get("item_id")
-        item = self._text_item
-        if item is None or item.id != item_id:
-            item = self._text_item = (
-                self.conversation.ensure(item_id, "message", "assistant") if item_id else None
-            )
-        if item is not None:
-            if transcript:
-                item.add_transcript(delta)
-            else:
-                item.add_text(delta)
-        self.emit(_transcript_delta({"type": "transcript.delta", "role": "assistant",
-                                     "text": delta, "turn": item_id}))
 
     def _assistant_done(self, item_id: str | None, text: str, *, transcript: bool) -> None:
         if item_id:

@@ -77,6 +77,9 @@ class Tracing(SessionSpans, ToolSpans, GraphSpans):
         except Exception:  # a failing SDK or processor must never surface in the session
             logger.debug("tracing a %s event failed", kind, exc_info=True)
 
+    # The session does not even call the observer for the skipped types.
+    masquerade_session_event.masquerade_ignores = SKIPPED  # type: ignore[attr-defined]
+
     @hookimpl
     def masquerade_session_ended(self, session: Session, result: SessionResult) -> None:
         trace_ = self._sessions.pop(session.id, None)
