@@ -84,7 +84,8 @@ async def test_barge_in_ends_the_response_span_without_an_error(
     emulator: Any, otel: Otel, fast_poller: Any
 ) -> None:
     emulator.script = {
-        "rules": [{"match": "story", "say": " ".join(["word"] * 60)}], "pace": 0.01
+        # ~6 s of paced audio: the interruption always lands mid-response
+        "rules": [{"match": "story", "say": " ".join(["word"] * 200)}], "pace": 0.01
     }
     async with host_for(emulator, otel, fast_poller) as host, host.session(
         SessionRequest(provider="openai")

@@ -16,7 +16,9 @@ from .helpers import collect, count, of
 pytestmark = pytest.mark.anyio
 
 SPEECH = b"\x10\x20" * 2400  # 100 ms of non-silent PCM16
-LONG_REPLY = {"rules": [{"match": "story", "say": " ".join(["word"] * 60)}], "pace": 0.01}
+# ~6 s of paced audio: long enough that the interruption always lands mid-response, even on
+# a loaded machine (an interrupted reply costs nothing).
+LONG_REPLY = {"rules": [{"match": "story", "say": " ".join(["word"] * 200)}], "pace": 0.01}
 
 
 async def start_long_reply(

@@ -99,7 +99,9 @@ async def test_barge_in_on_the_sideband(
     provider_for: Callable[..., OpenAIRealtimeProvider],
     host_for: Callable[..., Host],
 ) -> None:
-    emulator.script = {"pace": 0.02, "default_reply": " ".join(["word"] * 40)}
+    # ~12 s of paced reply: the barge-in always lands mid-response (interrupted: no cost)
+    emulator.script = {"pace": 0.02,
+                       "rules": [{"match": "story", "say": " ".join(["word"] * 200)}]}
     async with host_for(provider_for()) as host, host.session(
         SessionRequest(provider="openai", options=WEBRTC)
     ) as s:

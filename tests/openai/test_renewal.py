@@ -181,7 +181,8 @@ async def test_clean_close_mid_turn_is_reported(
     emulator.script = {"pace": 0.01}
     async with host_for(provider) as host, host.session(SessionRequest(provider="openai")) as s:
         rt = await masquerade_openai.wait_realtime(s)
-        await rt.send_text("a long answer please, with many words in it to speak")
+        # ~4 s of paced answer: the close always lands mid-turn, even under load
+        await rt.send_text("a long answer please, " + "with many words in it to speak " * 12)
         await collect(s, count("audio.delta", 2))
         emulator.close(1000, "bye")
         result = await s.wait()

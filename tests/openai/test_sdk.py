@@ -74,7 +74,7 @@ async def test_sdk_text_and_audio_turns(emulator: OpenAIRealtimeEmulator, client
 async def test_sdk_function_call_round_trip_and_active_response_error(
     emulator: OpenAIRealtimeEmulator, client: Any
 ) -> None:
-    emulator.script = {"pace": 0.002}
+    emulator.script = {"pace": 0.01}  # the first response is still active at the second
     async with client.realtime.connect(model="gpt-realtime") as conn:
         await conn.session.update(session={"type": "realtime", "tools": [{
             "type": "function", "name": "lookup_order", "description": "Look up an order.",
@@ -113,7 +113,8 @@ async def test_sdk_truncate_and_cancel(emulator: OpenAIRealtimeEmulator, client:
     async with client.realtime.connect(model="gpt-realtime") as conn:
         await conn.conversation.item.create(item={
             "type": "message", "role": "user",
-            "content": [{"type": "input_text", "text": "please talk for a while now"}],
+            # ~4 s of paced answer: the cancel always lands mid-response, even under load
+            "content": [{"type": "input_text", "text": "please talk for a while " * 16}],
         })
         await conn.response.create()
         events = await read_until(conn, "response.output_audio.delta")

@@ -303,8 +303,11 @@ async def test_caller_talking_over_the_greeting_interrupts_it(
     request = SessionRequest(provider="openai", options={"call_id": call_id})
     async with host_for(provider_for()) as host, host.session(request) as session:
         rt = await masquerade_openai.wait_realtime(session)
+        # A greeting of ~3 s of paced audio: the caller always talks over it, even when
+        # this test reads the first deltas late on a loaded machine.
+        welcome = "Hello and welcome to the order line, how can I help?"
         await rt.create_response(
-            instructions="Say exactly: Hello and welcome to the order line, how can I help?"
+            instructions="Say exactly: " + " ".join([welcome] * 10)
         )
         await collect(session, count("audio.delta", 2))
         emulator.speak("is my parcel late")
