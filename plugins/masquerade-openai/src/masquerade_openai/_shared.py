@@ -35,6 +35,13 @@ _PREFIX = uuid.uuid4().hex[:10]
 _COUNTER = itertools.count(1)
 
 
+#: What to do when an ephemeral key may have been refused for its age.
+EPHEMERAL_KEY_HINT = (
+    "an ephemeral key (ek_...) is refused once it expires (10 s to 2 h after it was "
+    "minted, see its expires_at): mint a fresh one and connect again"
+)
+
+
 def hint_for(code: Any, param: Any) -> str | None:
     """What a user can do about a Realtime error code, if anything is known."""
     if code == "beta_api_shape_disabled":
@@ -43,7 +50,7 @@ def hint_for(code: Any, param: Any) -> str | None:
         where = f" ({param})" if param else ""
         return f"fix the session options{where}; see masquerade_openai.RealtimeOptions"
     if code == "invalid_api_key":
-        return "check OPENAI_API_KEY (or the api_key you passed)"
+        return f"check OPENAI_API_KEY (or the api_key you passed); {EPHEMERAL_KEY_HINT}"
     return None
 
 

@@ -22,6 +22,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from masquerade import ProviderError, redact
 
+from ._shared import EPHEMERAL_KEY_HINT
+
 __all__ = [
     "WebSocket",
     "WS_LOGGER",
@@ -121,7 +123,12 @@ async def open_websocket(
 
         return await connect(url, **kwargs)
     except InvalidStatus as exc:
-        raise _status_error(exc, where, provider) from None
+        ephemeral = any(
+            str(value).startswith("Bearer ek_")
+            for name, value in headers.items()
+            if name.lower() == "authorization"
+        )
+        raise _status_error(exc, where, provider, ephemeral=ephemeral) from None
     except InvalidHandshake as exc:
         raise ProviderError(
             f"the websocket handshake with {where} failed: {exc}",
@@ -144,7 +151,9 @@ async def open_websocket(
         ) from None
 
 
-def _status_error(exc: InvalidStatus, where: str, provider: str) -> ProviderError:
+def _status_error(
+    exc: InvalidStatus, where: str, provider: str, *, ephemeral: bool = False
+) -> ProviderError:
     status = exc.response.status_code
     code: str | None = None
     detail = ""
@@ -169,7 +178,9 @@ def _status_error(exc: InvalidStatus, where: str, provider: str) -> ProviderErro
             retry_after = None
     if status == 401:
         hint = (
-            "the API key was rejected: check OPENAI_API_KEY (or the api_key you passed) "
+            f"the ephemeral key was rejected: {EPHEMERAL_KEY_HINT}"
+            if ephemeral
+            else "the API key was rejected: check OPENAI_API_KEY (or the api_key you passed) "
             "and the base URL"
         )
         code = code or "invalid_api_key"

@@ -6,7 +6,8 @@ subprotocol ``openai-insecure-api-key.<key>``), ephemeral keys
 (``POST /v1/realtime/client_secrets``), WebRTC calls (``POST /v1/realtime/calls``: a valid
 SDP answer and a ``Location`` header, no media), the call endpoints
 ``/v1/realtime/calls/{call_id}/accept|reject|hangup|refer``, and it sends signed
-``realtime.call.incoming`` webhooks. A scripted model answers (see
+``realtime.call.incoming`` webhooks. Ephemeral keys expire on the emulator's clock, which
+tests move forward with :meth:`~OpenAIRealtimeEmulator.advance_clock`. A scripted model answers (see
 :class:`EmulatorScript`): it replies to text and committed audio, streams audio deltas of
 real size (100 ms of 24 kHz PCM16 each), calls tools and waits for their outputs, obeys
 cancel and truncate, emulates server VAD and barge-in, and refuses a ``response.create``
@@ -323,6 +324,32 @@ class OpenAIRealtimeEmulator:
             await session.caller_says(text or "(inaudible)")
 
         self._run(say)
+
+    # ------------------------------------------------------------ ephemeral keys
+    def advance_clock(self, seconds: float) -> None:
+        """Move the emulator's clock forward: ephemeral keys expire as if ``seconds`` had
+        passed (and keys minted afterwards carry ``expires_at`` on the moved clock)."""
+        if seconds < 0:
+            raise ValueError("the clock only moves forward")
+        keys = self._app.keys
+
+        async def advance() -> None:
+            keys.clock_offset += seconds
+
+        self._run(advance)
+
+    @property
+    def expired_key_refusal(self) -> str:
+        """How a websocket with an expired ephemeral key is refused: ``"http"`` (the
+        default: 401 with an error body before the upgrade) or ``"event"`` (the upgrade is
+        accepted, then an ``invalid_api_key`` error event and close code 4000)."""
+        return self._app.expired_key_refusal
+
+    @expired_key_refusal.setter
+    def expired_key_refusal(self, value: str) -> None:
+        if value not in ("http", "event"):
+            raise ValueError("expired_key_refusal is 'http' or 'event'")
+        self._app.expired_key_refusal = value
 
     # ------------------------------------------------------------ SIP calls
     def new_call(self, sip_headers: Mapping[str, str] | None = None) -> str:

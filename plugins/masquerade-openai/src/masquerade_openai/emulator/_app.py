@@ -69,6 +69,10 @@ class EmulatorApp:
         self.sessions: list[RealtimeServerSession] = []
         self.desk = CallDesk(webhook_secret)
         self.keys = SecretStore()
+        #: How a websocket with an expired ephemeral key is refused: ``"http"`` (401 with
+        #: an error body, before the upgrade) or ``"event"`` (the upgrade is accepted, then
+        #: an ``error`` event and a close), the two answers a client must handle.
+        self.expired_key_refusal = "http"
         self.http_requests: list[tuple[str, str]] = []
         self.server = WireServer(http=self.http, authorize_ws=self.authorize,
                                  websocket=self.websocket)
@@ -153,6 +157,10 @@ class EmulatorApp:
             return _not_found(request.path)
         grant = self.grant(request.headers)
         if grant is None:
+            if self.expired_key_refusal == "event" and self.keys.is_expired(
+                presented_key(request.headers)
+            ):
+                return None  # accepted: websocket() explains and closes
             return _unauthorized()
         model, call_id = request.query.get("model"), request.query.get("call_id")
         if model and call_id:
@@ -171,7 +179,7 @@ class EmulatorApp:
     async def websocket(self, connection: WsConnection) -> None:
         query = dict(parse_qsl(urlsplit(connection.request.path).query))
         raw = {k.lower(): v for k, v in connection.request.headers.raw_items()}
-        grant = self.grant(raw) or Grant()
+        grant = self.grant(raw)
         headers = {k: v for k, v in raw.items() if k != "authorization"}
         if "sec-websocket-protocol" in headers:  # the key travels in a subprotocol
             headers["sec-websocket-protocol"] = ", ".join(
@@ -180,16 +188,14 @@ class EmulatorApp:
             )
         record = ConnectionRecord(index=len(self.connections), query=query, headers=headers)
         self.connections.append(record)
+        if grant is None:  # an expired ephemeral key, refused after the upgrade
+            await _refuse(connection, record, "invalid_api_key", _BAD_KEY)
+            return
         if headers.get("openai-beta", "").startswith("realtime="):
             # The beta protocol is switched off: the service accepts, explains, closes.
-            connection.send_json({"type": "error", "event_id": "event_beta", "error": {
-                "type": "invalid_request_error", "code": "beta_api_shape_disabled",
-                "message": "The Realtime Beta API is no longer supported. Please use "
-                           "/v1/realtime for the GA API.", "param": None, "event_id": None}})
-            connection.start_close(4000, "invalid_request_error.beta_api_shape_disabled")
-            async for _ignored in connection.messages():  # until the client answers
-                pass
-            record.closed, record.close_code = True, 4000
+            await _refuse(connection, record, "beta_api_shape_disabled",
+                          "The Realtime Beta API is no longer supported. Please use "
+                          "/v1/realtime for the GA API.")
             return
         call = self.calls.get(query["call_id"]) if "call_id" in query else None
         preset = grant.secret.session if grant.secret is not None else None
@@ -206,6 +212,18 @@ class EmulatorApp:
         finally:
             if call is not None and session in call.sessions:
                 call.sessions.remove(session)
+
+
+async def _refuse(connection: WsConnection, record: ConnectionRecord, code: str,
+                  message: str) -> None:
+    """Accepted, then refused: an ``error`` event and a close with code 4000."""
+    connection.send_json({"type": "error", "event_id": f"event_{code}", "error": {
+        "type": "invalid_request_error", "code": code, "message": message, "param": None,
+        "event_id": None}})
+    connection.start_close(4000, f"invalid_request_error.{code}")
+    async for _ignored in connection.messages():  # until the client answers
+        pass
+    record.closed, record.close_code = True, 4000
 
 
 def parse_multipart(request: HttpRequest) -> dict[str, str]:

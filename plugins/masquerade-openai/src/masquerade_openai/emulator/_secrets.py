@@ -34,23 +34,30 @@ class ClientSecretRecord:
     session: dict[str, Any]
     uses: int = 0
 
-    @property
-    def expired(self) -> bool:
-        return time.time() >= self.expires_at
-
 
 class SecretStore:
     """Every ephemeral key the emulator minted, by value."""
 
     def __init__(self) -> None:
         self.secrets: dict[str, ClientSecretRecord] = {}
+        #: Seconds added to the wall clock: what ``advance_clock`` moves.
+        self.clock_offset = 0.0
+
+    def now(self) -> float:
+        """The emulator's time (Unix seconds)."""
+        return time.time() + self.clock_offset
 
     def find(self, value: str) -> ClientSecretRecord | None:
         """The live secret with this value (``None`` when unknown or expired)."""
         found = self.secrets.get(value)
-        if found is None or found.expired:
+        if found is None or self.now() >= found.expires_at:
             return None
         return found
+
+    def is_expired(self, value: str) -> bool:
+        """Whether ``value`` is a key this emulator minted that has expired."""
+        found = self.secrets.get(value)
+        return found is not None and self.now() >= found.expires_at
 
     def mint(self, body: Any) -> HttpResponse:
         """``POST /v1/realtime/client_secrets``: validate, mint, answer as the API does."""
@@ -77,7 +84,7 @@ class SecretStore:
         if not isinstance(config, dict) or config.get("type") not in ("realtime",
                                                                        "transcription"):
             return _bad("Missing required parameter: 'session.type'.", "session.type")
-        now = int(time.time())
+        now = int(self.now())
         session = default_session(str(config.get("model") or "gpt-realtime"), now + ttl)
         merge_session(session, config)
         value = f"ek_{secrets.token_hex(16)}"
