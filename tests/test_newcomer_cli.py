@@ -255,7 +255,12 @@ def test_ctrl_c_says_which_sessions_were_ended_through_their_cancel_path(
     (session,) = sessions
     assert f"provider id {session['id']}) was ended through its cancel path" in err
     assert "cancel path: cancelled (cancelled)" in err
-    assert (session["status"], session["endedBy"]) == ("CANCELLED", "api")
+    # Ended by us: DELETE (CANCELLED), or END_CALL over the room (COMPLETED) when the room
+    # was still joined as the cancel path ran; never by the script, which waits a minute.
+    ended = (session["status"], session["endedBy"])
+    assert ended == ("CANCELLED", "api") or (
+        ended[0] == "COMPLETED" and str(ended[1]).startswith("backend:")
+    ), ended
 
 
 def test_the_phoenix_test_skips_with_a_reason_when_it_cannot_install(tmp_path: Path) -> None:
