@@ -322,7 +322,8 @@ def runway_end_calls(emulator: Any, session_id: str) -> int:
 async def test_avatar_node_over_the_runway_emulator(make_host: Any, runway: Any) -> None:
     ready: list[JoinCredentials] = []
     async with runway.RunwayEmulator(
-        script=RUNWAY_SCRIPT, plan={"queued": 0.1, "provisioning": 0.05}
+        # queued long enough for a poll to see it on a loaded machine
+        script=RUNWAY_SCRIPT, plan={"queued": 0.5, "provisioning": 0.05}
     ) as emulator:
         node = AvatarNode(
             "runway",

@@ -28,13 +28,13 @@ PRESET = {"model": "gwm1_avatars", "avatar": {"type": "runway-preset", "presetId
 async def wait_status(client: RunwayClient, session_id: str, status: str) -> None:
     import anyio
 
-    with anyio.fail_after(5):
+    with anyio.fail_after(20):  # a bound against a hang only
         while (await client.retrieve_realtime_session(session_id)).status != status:  # noqa: ASYNC110
             await anyio.sleep(0.01)
 
 
 async def test_session_endpoints(client: RunwayClient, emulator: RunwayEmulator) -> None:
-    emulator.plan_next(queued=0.05, provisioning=0.02)
+    emulator.plan_next(queued=0.5, provisioning=0.02)  # the first GET surely sees the queue
     async with client:
         session_id = await client.create_realtime_session(PRESET)
         first = await client.retrieve_realtime_session(session_id)

@@ -56,7 +56,8 @@ def goodbye(event: BaseEvent) -> bool:
 async def test_full_lifecycle_with_tools_events_and_final_conversation(
     emulator: RunwayEmulator, provider: RunwayProvider, host_for: Callable[..., Host]
 ) -> None:
-    emulator.plan_next(queued=0.05, provisioning=0.03, script=FULL_SCRIPT)
+    # Queued long enough for a poll to see it on a loaded machine (50 ms could pass first).
+    emulator.plan_next(queued=0.5, provisioning=0.03, script=FULL_SCRIPT)
     request = SessionRequest(
         provider="runway",
         avatar="cooking-teacher",
