@@ -96,7 +96,7 @@ class EventTranslator:
         self.turns.on_response_created(data)
 
     def _turns_on_response_done(self, data: dict[str, Any]) -> None:
-        self.turns.on_response_done(data)
+        self.turns.on_response_done(data, shallow_text(self.frame))
 
     def _turns_on_speech_started(self, data: dict[str, Any]) -> None:
         self.turns.on_speech_started(data)

@@ -239,7 +239,8 @@ class TurnTaking:
         self.pending = None
         self.emit(_response_started({"type": "response.started", "response_id": rid}))
 
-    def on_response_done(self, data: dict[str, Any]) -> None:
+    def on_response_done(self, data: dict[str, Any], shallow: bool = False) -> None:
+        """``shallow``: the frame's text showed its usage nests within the bound."""
         response = data["response"]
         if not isinstance(response, dict):
             raise TypeError("'response' is not an object")
@@ -247,12 +248,15 @@ class TurnTaking:
         status = str(response.get("status") or "completed")
         details = response.get("status_details")
         reason = details.get("reason") if isinstance(details, dict) else None
-        ids = {rid, self.active}
-        if ids & self.barged and status == "cancelled":
-            reason = "turn_detected"
-        dropped = bool(ids & self.abandoned)
-        self.barged -= ids
-        self.abandoned -= ids
+        dropped = False
+        barged, abandoned = self.barged, self.abandoned
+        if barged or abandoned:  # (both empty unless someone barged in or cancelled)
+            ids = {rid, self.active}
+            if ids & barged and status == "cancelled":
+                reason = "turn_detected"
+            dropped = bool(ids & abandoned)
+            barged -= ids  # in place: the translator and the tools share these sets
+            abandoned -= ids
         usage = response.get("usage")
         if not isinstance(usage, dict):
             usage = None  # (the masquerade session sums what the response.done events carry)
@@ -263,7 +267,7 @@ class TurnTaking:
                     self.start_tool(output)
         self.active = None
         self.emit(_response_done({"type": "response.done", "response_id": rid, "status": status,
-                                  "reason": reason, "usage": usage}))
+                                  "reason": reason, "usage": usage}, shallow))
         self.pump()
 
     def on_audio_delta(self, data: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Generator
 from typing import TYPE_CHECKING
 
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 
 from ... import _semconv as sc
 from ...hookspecs import hookimpl
@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 __all__ = ["Tracing"]
 
 logger = logging.getLogger("masquerade.tracing")
+
+# What the OpenTelemetry API returns while no SDK has set a global provider (or what an
+# application sets to switch telemetry off).
+_UNSET = frozenset({"ProxyTracerProvider", "NoOpTracerProvider", "_ProxyMeterProvider",
+                    "NoOpMeterProvider"})
 
 
 class Tracing(SessionSpans, ToolSpans, GraphSpans):
@@ -53,6 +58,19 @@ class Tracing(SessionSpans, ToolSpans, GraphSpans):
         self.tracer = trace.get_tracer(sc.SCOPE_NAME, VERSION, tracer_provider=tracer_provider)
         self._metrics = Metrics(meter_provider)
         self._sessions: dict[str, SessionTrace] = {}
+        # Providers passed in always listen; the global ones only once an SDK set them.
+        self._listening = tracer_provider is not None or meter_provider is not None
+
+    def listening(self) -> bool:
+        """Whether spans or metrics go anywhere: a provider was passed in, or an SDK set a
+        global one (sticky: a global provider cannot be unset). Until then, sessions and
+        tool calls are not traced at all (every span would be a no-op)."""
+        if not self._listening:
+            self._listening = not (
+                type(trace.get_tracer_provider()).__name__ in _UNSET
+                and type(metrics.get_meter_provider()).__name__ in _UNSET
+            )
+        return self._listening
 
     def __repr__(self) -> str:
         return f"<Tracing sessions={len(self._sessions)} capture_content={self.capture_content}>"
@@ -65,7 +83,7 @@ class Tracing(SessionSpans, ToolSpans, GraphSpans):
             return
         trace_ = self._sessions.get(session.id)
         if trace_ is None:
-            if kind == "ended":
+            if kind == "ended" or not self.listening():
                 return
             trace_ = self._start(session)
         try:
@@ -97,6 +115,6 @@ class Tracing(SessionSpans, ToolSpans, GraphSpans):
         self, call: ToolCall, session: Session
     ) -> Generator[None, Awaitable[ToolResult] | None, Awaitable[ToolResult] | None]:
         inner = yield
-        if inner is None:
-            return None
+        if inner is None or not self.listening():
+            return inner
         return self._traced_tool(call, session, inner)
