@@ -65,16 +65,18 @@ async def test_no_spans_are_built_while_no_provider_listens(
     await session_with_a_tool(make_host, plugin)
     assert (plugin.started, plugin.traced_tools) == (0, 0)
     assert not plugin.listening()
+    assert not plugin._untraced  # forgotten when the session ended
 
 
 @pytest.mark.anyio
-async def test_a_global_provider_set_later_is_listened_to(
+async def test_a_global_provider_set_later_traces_the_next_session(
     make_host: Any, monkeypatch: pytest.MonkeyPatch, otel: Otel
 ) -> None:
     monkeypatch.setattr(tracing_plugin.trace, "get_tracer_provider", trace.NoOpTracerProvider)
     monkeypatch.setattr(tracing_plugin.metrics, "get_meter_provider", metrics.NoOpMeterProvider)
     plugin = Counting()
-    assert not plugin.listening()
+    await session_with_a_tool(make_host, plugin)
+    assert (plugin.started, plugin.traced_tools) == (0, 0)
     monkeypatch.setattr(
         tracing_plugin.trace, "get_tracer_provider", lambda: otel.tracer_provider
     )

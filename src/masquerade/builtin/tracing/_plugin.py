@@ -60,11 +60,14 @@ class Tracing(SessionSpans, ToolSpans, GraphSpans):
         self._sessions: dict[str, SessionTrace] = {}
         # Providers passed in always listen; the global ones only once an SDK set them.
         self._listening = tracer_provider is not None or meter_provider is not None
+        #: Sessions that started while nothing listened: never traced (decided once per
+        #: session, like ``capture_content``).
+        self._untraced: set[str] = set()
 
     def listening(self) -> bool:
         """Whether spans or metrics go anywhere: a provider was passed in, or an SDK set a
-        global one (sticky: a global provider cannot be unset). Until then, sessions and
-        tool calls are not traced at all (every span would be a no-op)."""
+        global one (sticky: a global provider cannot be unset). A session that starts
+        before then is not traced at all (every span would be a no-op)."""
         if not self._listening:
             self._listening = not (
                 type(trace.get_tracer_provider()).__name__ in _UNSET
@@ -83,7 +86,10 @@ class Tracing(SessionSpans, ToolSpans, GraphSpans):
             return
         trace_ = self._sessions.get(session.id)
         if trace_ is None:
-            if kind == "ended" or not self.listening():
+            if kind == "ended" or session.id in self._untraced:
+                return
+            if not self.listening():
+                self._untraced.add(session.id)
                 return
             trace_ = self._start(session)
         try:
@@ -100,6 +106,7 @@ class Tracing(SessionSpans, ToolSpans, GraphSpans):
 
     @hookimpl
     def masquerade_session_ended(self, session: Session, result: SessionResult) -> None:
+        self._untraced.discard(session.id)
         trace_ = self._sessions.pop(session.id, None)
         if trace_ is None:
             return
@@ -115,6 +122,6 @@ class Tracing(SessionSpans, ToolSpans, GraphSpans):
         self, call: ToolCall, session: Session
     ) -> Generator[None, Awaitable[ToolResult] | None, Awaitable[ToolResult] | None]:
         inner = yield
-        if inner is None or not self.listening():
+        if inner is None or session.id in self._untraced or not self.listening():
             return inner
         return self._traced_tool(call, session, inner)
