@@ -175,15 +175,30 @@ class ConversationItem:
     def absorb(self, item: Mapping[str, Any]) -> None:
         """Take what a server item payload says (status, content, call fields)."""
         content = item.get("content")
-        if isinstance(content, list) and any(
-            isinstance(part, Mapping) and "audio" in part for part in content
-        ):
+        texts: list[str] = []
+        transcripts: list[str] = []
+        audio = False
+        if isinstance(content, list):
+            # One pass over the parts: their text, their transcript, and whether any
+            # carries audio.
+            for part in content:
+                if not isinstance(part, Mapping):
+                    continue
+                if "audio" in part:
+                    audio = True
+                text = part.get("text")
+                if isinstance(text, str):
+                    texts.append(text)
+                transcript = part.get("transcript")
+                if isinstance(transcript, str):
+                    transcripts.append(transcript)
+        if audio:
             # conversation.item.retrieved carries the audio: keep the payload without it.
             self.raw = {k: v for k, v in item.items() if k != "content"} | {
                 "content": [
                     {k: v for k, v in part.items() if k != "audio"}
                     if isinstance(part, Mapping) else part
-                    for part in content
+                    for part in content  # type: ignore[union-attr]
                 ]
             }
         else:
@@ -206,24 +221,16 @@ class ConversationItem:
             output = item.get("output")
             if isinstance(output, str):
                 self.output = output
-        if content:
-            texts: list[str] = []
-            transcripts: list[str] = []
-            for part in content:
-                if not isinstance(part, Mapping):
-                    continue
-                text = part.get("text")
-                if isinstance(text, str):
-                    texts.append(text)
-                transcript = part.get("transcript")
-                if isinstance(transcript, str):
-                    transcripts.append(transcript)
-            # Payloads without text (GA items omit audio and, mid-stream, transcripts)
-            # must not wipe what the streams already gathered.
-            if texts and "".join(texts):
-                self.text = "".join(texts)
-            if transcripts and "".join(transcripts):
-                self.transcript = "".join(transcripts)
+        # Payloads without text (GA items omit audio and, mid-stream, transcripts) must
+        # not wipe what the streams already gathered.
+        if texts:
+            joined = "".join(texts)
+            if joined:
+                self.text = joined
+        if transcripts:
+            joined = "".join(transcripts)
+            if joined:
+                self.transcript = joined
 
     def replay_payload(self) -> dict[str, Any] | None:
         """The ``conversation.item.create`` item that recreates this one in a new session,
