@@ -158,7 +158,8 @@ def test_concierge_example_runs_with_python(tmp_path: Path) -> None:
 def test_demo_shows_a_complete_session_against_the_emulator(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code = main(["demo", "--pace", "0.05"])
+    # The emulated queue lasts 3 paces: 0.3 s, so the first poll surely sees it under load.
+    code = main(["demo", "--pace", "0.1"])
     out, err = capsys.readouterr()
 
     assert code == 0, err
