@@ -34,7 +34,7 @@ from .provider import ProviderOutcome, TranscriptTurn
 
 if TYPE_CHECKING:
     from collections import deque
-    from collections.abc import Awaitable
+    from collections.abc import Awaitable, Callable
 
     from anyio.abc import TaskGroup
 
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from .runtime import SessionRuntime
     from .session import Session
 
-__all__ = ["SessionRun", "current_session"]
+__all__ = ["SessionRun", "Work", "current_session"]
 
 logger = logging.getLogger("masquerade.session")
 
@@ -61,8 +61,63 @@ def current_session() -> Session | None:
     return _current.get()
 
 
+class Work:
+    """A running session's provider tasks and tool calls (:meth:`Session.spawn
+    <masquerade.Session.spawn>`).
+
+    Each starts in the session's task group in a cancel scope of its own; :meth:`stop`
+    cancels them all and waits until every one has finished, before the cancel path
+    runs. An idle session that never starts one pays for no task group of its own.
+    """
+
+    __slots__ = ("count", "group", "idle", "scopes", "stopping")
+
+    def __init__(self, group: TaskGroup) -> None:
+        self.group = group
+        self.scopes: set[anyio.CancelScope] | None = None
+        self.count = 0  # started and not finished (started late ones included)
+        self.stopping = False
+        self.idle: anyio.Event | None = None
+
+    def start(self, fn: Callable[[], Awaitable[Any]], name: str | None) -> None:
+        self.count += 1
+        self.group.start_soon(self._task, fn, name=name)
+
+    async def _task(self, fn: Callable[[], Awaitable[Any]]) -> None:
+        try:
+            with anyio.CancelScope() as scope:
+                if self.stopping:  # started after stop(): runs to its first checkpoint
+                    scope.cancel()
+                scopes = self.scopes
+                if scopes is None:
+                    scopes = self.scopes = set()
+                scopes.add(scope)
+                try:
+                    await fn()
+                finally:
+                    scopes.discard(scope)
+        finally:
+            self.count -= 1
+            if not self.count and self.idle is not None:
+                self.idle.set()
+
+    async def stop(self) -> None:
+        """Cancel every task and wait until all have finished (shielded: this runs on
+        the session's way out, cancelled or not)."""
+        self.stopping = True
+        for scope in list(self.scopes or ()):
+            scope.cancel()
+        if self.count:
+            self.idle = anyio.Event()
+            with anyio.CancelScope(shield=True):
+                await self.idle.wait()
+
+
 class SessionRun:
     """The session's own task (see the module docstring)."""
+
+    if not TYPE_CHECKING:  # Session declares the slots; the type checker reads the list below
+        __slots__ = ()
 
     if TYPE_CHECKING:  # what the run reads and writes of the session
         id: str
@@ -82,16 +137,18 @@ class SessionRun:
         _client_events: list[dict[str, Any]]
         _usage: dict[str, Any]
         _fatal: ErrorEvent | None
-        _pending: deque[Awaitable[Any]]
+        _pending: deque[Awaitable[Any]] | None
         _pending_wakeup: anyio.Event | None
-        _done: anyio.Event
-        _observers: TaskGroup | None
+        _ended: bool
+        _done: anyio.Event | None
+        _group: TaskGroup | None
         _observers_done: anyio.Event | None
+        _observer_scope: anyio.CancelScope | None
+        _work: Work | None
         _closed: bool
         _scope: anyio.CancelScope | None
         _end_reason: str | None
         _cancel_path_ran: bool
-        _tg: TaskGroup | None
         _secrets: SecretScope
         _provider_ended: bool | None
 
@@ -119,65 +176,76 @@ class SessionRun:
         tg.start_soon(self._observer_loop)
 
     async def _observer_loop(self) -> None:
-        # Awaits async observers' awaitables in order, off the provider's path.
+        # Awaits async observers' awaitables in order, off the provider's path. Cancelled
+        # when the session's task ends (its group outlives it).
         assert self._observers_done is not None
         try:
-            while True:
-                while self._pending:
-                    awaitable = self._pending.popleft()
-                    with anyio.move_on_after(self.request.hook_timeout) as bound:
-                        await awaitable
-                    if bound.cancelled_caught:
-                        logger.error(
-                            "an async observer of session %s did not finish within %gs "
-                            "(hook_timeout); it was cancelled", self.id,
-                            self.request.hook_timeout,
-                        )
-                if self._closed:
-                    return
-                self._pending_wakeup = anyio.Event()
-                await self._pending_wakeup.wait()
+            with anyio.CancelScope() as self._observer_scope:
+                while True:
+                    pending = self._pending
+                    while pending:
+                        awaitable = pending.popleft()
+                        with anyio.move_on_after(self.request.hook_timeout) as bound:
+                            await awaitable
+                        if bound.cancelled_caught:
+                            logger.error(
+                                "an async observer of session %s did not finish within %gs "
+                                "(hook_timeout); it was cancelled", self.id,
+                                self.request.hook_timeout,
+                            )
+                    if self._closed:
+                        return
+                    self._pending_wakeup = anyio.Event()
+                    await self._pending_wakeup.wait()
         finally:
+            self._observer_scope = None
             self._observers_done.set()
 
-    async def _run(self) -> None:
+    async def _run(self, group: TaskGroup | None = None) -> None:
+        """The session's task. ``group`` is where its helper tasks start (the observer
+        loop, provider tasks, tool calls); it must outlive this task. Without one, the
+        session opens its own."""
+        if group is None:
+            async with anyio.create_task_group() as own:
+                await self._run(own)
+            return
         reason = "completed"
         error: BaseException | None = None
         use_secret_scope(self._secrets)  # this task's own context: no reset needed
-        async with anyio.create_task_group() as tg:
-            self._observers = tg
-            if self._pending:
-                self._start_observer_loop(tg)
-            try:
-                with anyio.CancelScope() as scope:
-                    self._scope = scope
-                    if self._end_reason is not None:
-                        scope.cancel()
-                    # Tool calls and provider tasks run in this inner group, so that they
-                    # are cancelled (and answered "cancelled") before the cancel path runs.
-                    async with anyio.create_task_group() as work:
-                        self._tg = work
-                        await self._provision_and_connect()
-                        work.cancel_scope.cancel()
-                if scope.cancelled_caught:
-                    reason = self._end_reason or "ended"
-                elif self._end_reason == "deadline":
-                    reason = "deadline"
-            except anyio.get_cancelled_exc_class():
-                reason = "cancelled"
-                raise
-            except Exception as exc:
-                reason, error = "error", _unwrap(exc)
-                if not isinstance(error, MasqueradeError):
-                    logger.exception("session %s failed", self.id)
-            finally:
-                self._scope = None
-                self._tg = None
-                with anyio.CancelScope(shield=True):
-                    await self._finish(reason, error)
-                error = None  # its traceback holds this frame: no cycle through self
-                self._observers = None
-                tg.cancel_scope.cancel()
+        self._group = group
+        if self._pending:
+            self._start_observer_loop(group)
+        try:
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                if self._end_reason is not None:
+                    scope.cancel()
+                # Tool calls and provider tasks are cancelled (and answered "cancelled")
+                # before the cancel path runs.
+                self._work = work = Work(group)
+                try:
+                    await self._provision_and_connect()
+                finally:
+                    await work.stop()
+            if scope.cancelled_caught:
+                # Cancelled by end(), or past max_duration (set as this scope's deadline).
+                reason = self._end_reason or "deadline"
+        except anyio.get_cancelled_exc_class():
+            reason = "cancelled"
+            raise
+        except Exception as exc:
+            reason, error = "error", _unwrap(exc)
+            if not isinstance(error, MasqueradeError):
+                logger.exception("session %s failed", self.id)
+        finally:
+            self._scope = None
+            self._work = None
+            with anyio.CancelScope(shield=True):
+                await self._finish(reason, error)
+            error = None  # its traceback holds this frame: no cycle through self
+            self._group = None
+            if self._observer_scope is not None:
+                self._observer_scope.cancel()
 
     async def _provision_and_connect(self) -> None:
         request = self.request
@@ -219,17 +287,16 @@ class SessionRun:
         self._set_state("ready")
         self.emit(ReadyEvent(credentials=self.credentials, waited_s=round(self.elapsed, 3)))
         self._set_state("running")
-        if request.max_duration is None:
-            await handle.connect(cast("Session", self))
-            return
-        # The deadline's timer keeps a copy of the current context until it would have
-        # fired: it must not keep the session (an ended session is freed by refcount).
-        _current.set(None)
-        with anyio.move_on_after(request.max_duration) as limit:
+        scope = self._scope
+        if request.max_duration is not None and scope is not None:
+            # The call's bound is the deadline of the session's scope (no scope of its
+            # own); _run names it "deadline". Its timer keeps a copy of the current
+            # context until it would have fired: that copy must not keep the session (an
+            # ended session is freed by refcount).
+            _current.set(None)
+            scope.deadline = min(scope.deadline, anyio.current_time() + request.max_duration)
             _current.set(cast("Session", self))
-            await handle.connect(cast("Session", self))
-        if limit.cancelled_caught and self._end_reason is None:
-            self._end_reason = "deadline"
+        await handle.connect(cast("Session", self))
 
     async def _finish(self, reason: str, error: BaseException | None) -> None:
         if self._cancel_path_ran:  # exactly once, whatever called it
@@ -279,7 +346,9 @@ class SessionRun:
             sub.close()
         self._subs.clear()
         self._secrets.release()
-        self._done.set()
+        self._ended = True
+        if self._done is not None:
+            self._done.set()
 
     def _unended(self, message: str, code: str) -> None:
         # Loud on purpose: a session the provider may still run (and bill).

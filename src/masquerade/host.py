@@ -520,7 +520,7 @@ class Host:
             session = Session(self, request, on_event=on_event)
             failure: Exception | None = None
             async with anyio.create_task_group() as tg:
-                tg.start_soon(session._run)
+                tg.start_soon(session._run, tg)
                 try:
                     yield session
                 except Exception as exc:

@@ -51,7 +51,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from ._redact import SecretScope
-from ._session_run import SessionRun, current_session
+from ._session_run import SessionRun, Work, current_session
 from ._session_types import DEFAULT_MAX_DURATION, SessionRequest, SessionResult, ToolCallRecord
 from ._subscribers import EventStream, Subscriber
 from .errors import EventParseError, SessionClosed, ToolDefinitionError
@@ -103,6 +103,52 @@ class Session(SessionRun):
     audio_buffer = 256
     max_buffer = 8192
 
+    # Slots: thousands of sessions live at once (a dict of this many attributes costs
+    # about 1.5 KiB each). ``__dict__`` stays for what a user adds (``max_buffer``).
+    __slots__ = (
+        "__dict__",
+        "__weakref__",
+        "_calls",
+        "_cancel_path_ran",
+        "_client_events",
+        "_closed",
+        "_done",
+        "_end_reason",
+        "_ended",
+        "_fatal",
+        "_group",
+        "_handle",
+        "_kept",
+        "_observer_scope",
+        "_observers_done",
+        "_on_event",
+        "_pending",
+        "_pending_wakeup",
+        "_pressured",
+        "_provider_ended",
+        "_records",
+        "_room",
+        "_scope",
+        "_secrets",
+        "_seq",
+        "_subs",
+        "_t0",
+        "_usage",
+        "_window",
+        "_work",
+        "credentials",
+        "dropped_audio",
+        "host",
+        "id",
+        "provider",
+        "provider_session_id",
+        "request",
+        "result",
+        "started_at",
+        "state",
+        "tools",
+    )
+
     def __init__(
         self,
         host: SessionRuntime,
@@ -136,19 +182,23 @@ class Session(SessionRun):
         self._calls: dict[str, tuple[anyio.Event, list[ToolResult]]] = {}
         self._records: dict[str, ToolCallRecord] = {}
         self._usage: dict[str, Any] = {}
-        self._pending: deque[Awaitable[Any]] = deque()
+        # Created when first needed: an idle session holds no queue, event or extra task.
+        self._pending: deque[Awaitable[Any]] | None = None  # async observers' awaitables
         self._pending_wakeup: anyio.Event | None = None
         self._room: anyio.Event | None = None  # set when a lagging subscriber catches up
-        self._done = anyio.Event()
-        # Started on the first async observer's awaitable (the built-ins are synchronous).
-        self._observers: TaskGroup | None = None
+        self._ended = False
+        self._done: anyio.Event | None = None  # for wait(), set with _ended
+        # The task group of the session's helper tasks (observer loop, provider tasks,
+        # tool calls), given by whoever runs the session; it outlives the session's task.
+        self._group: TaskGroup | None = None
         self._observers_done: anyio.Event | None = None
+        self._observer_scope: anyio.CancelScope | None = None
+        self._work: Work | None = None  # provider tasks and tool calls, while running
         self._closed = False
         self._scope: anyio.CancelScope | None = None
         self._end_reason: str | None = None
         self._fatal: ErrorEvent | None = None
         self._cancel_path_ran = False
-        self._tg: TaskGroup | None = None
         self._secrets = SecretScope()  # session keys, room tokens: released at the end
         self._provider_ended: bool | None = None
         self._pressured = False  # a subscriber reached max_buffer since the last check
@@ -176,7 +226,7 @@ class Session(SessionRun):
     # ---------------------------------------------------------------- public
     @property
     def done(self) -> bool:
-        return self._done.is_set()
+        return self._ended
 
     @property
     def elapsed(self) -> float:
@@ -195,7 +245,11 @@ class Session(SessionRun):
 
     async def wait(self) -> SessionResult:
         """Wait for the session to end; return its result."""
-        await self._done.wait()
+        if not self._ended:
+            done = self._done
+            if done is None:
+                done = self._done = anyio.Event()
+            await done.wait()
         assert self.result is not None
         return self.result
 
@@ -254,11 +308,14 @@ class Session(SessionRun):
                             "event; it was ignored", type(value).__name__, kind
                         )
         if pending:
-            self._pending.extend(pending)
+            if self._pending is None:
+                self._pending = deque(pending)
+            else:
+                self._pending.extend(pending)
             if self._pending_wakeup is not None:
                 self._pending_wakeup.set()
-            elif self._observers_done is None and self._observers is not None:
-                self._start_observer_loop(self._observers)
+            elif self._observers_done is None and self._group is not None:
+                self._start_observer_loop(self._group)
         pressure = False
         for sub in self._subs:
             if sub.push(event):
@@ -387,7 +444,8 @@ class Session(SessionRun):
         An exception is reported as a non-fatal ``error`` event; cancellation at the end of
         the session is normal.
         """
-        if self._tg is None or self._closed:
+        work = self._work
+        if work is None or work.stopping or self._closed:
             raise SessionClosed(f"session {self.id} is not running")
 
         async def guarded() -> None:
@@ -397,7 +455,7 @@ class Session(SessionRun):
                 logger.exception("background task %s of session %s raised", name, self.id)
                 self.emit(ErrorEvent(code="task_failed", message=f"{name or fn}: {exc}"))
 
-        self._tg.start_soon(guarded, name=name)
+        work.start(guarded, name)
 
     # ---------------------------------------------------------------- internals
     def _subscribe(self, *, replay: bool) -> Subscriber:

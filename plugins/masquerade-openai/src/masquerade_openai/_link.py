@@ -29,7 +29,7 @@ import anyio.lowlevel
 from masquerade import ProviderError, SessionClosed
 
 from ._options import RealtimeOptions
-from ._shared import event_id, hint_for
+from ._shared import Flag, event_id, hint_for
 from ._transport import (
     RECOVERABLE_CLOSE_CODES,
     ConnectionClosed,
@@ -79,8 +79,8 @@ class RealtimeLink:
         self.closing = False
         # Set while a socket is usable (cleared during a renewal), and once the tools are
         # declared (everything but the declaration waits for it).
-        self.link_up: anyio.Event | None = None
-        self.configured: anyio.Event | None = None
+        self.link_up: Flag | None = None
+        self.configured: Flag | None = None
         self._flushing = False
 
     @property
@@ -100,8 +100,8 @@ class RealtimeLink:
     # ------------------------------------------------------------ opening
     async def start(self, payload: dict[str, Any]) -> list[Any]:
         """Open the first socket; returns the events read during the handshake."""
-        self.link_up = anyio.Event()
-        self.configured = anyio.Event()
+        self.link_up = Flag()
+        self.configured = Flag()
         ws, early = await self.open(payload)
         self.replace(ws)
         self.link_up.set()

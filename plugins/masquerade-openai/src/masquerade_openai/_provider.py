@@ -54,6 +54,9 @@ class OpenAIRealtimeProvider:
             layer["base_url"] = base_url
         self.defaults = RealtimeOptions.build(layer)  # fails early on a bad option
         self._layer = layer
+        # Validated options by request content: most sessions of a provider ask for the
+        # same ones, and the options are immutable, so they are built once and shared.
+        self._options: dict[Any, RealtimeOptions] = {}
 
     @property
     def __name__(self) -> str:  # the plugin name when registered without one
@@ -66,10 +69,20 @@ class OpenAIRealtimeProvider:
 
     def options_for(self, request: SessionRequest) -> RealtimeOptions:
         """The options of one session: provider defaults < request fields < options."""
+        key = _frozen((request.model or None, request.options))
+        if key is not None:
+            found = self._options.get(key)
+            if found is not None:
+                return found
         from_request: dict[str, Any] = {}
         if request.model:
             from_request["model"] = request.model
-        return RealtimeOptions.build(self._layer, from_request, request.options)
+        options = RealtimeOptions.build(self._layer, from_request, request.options)
+        if key is not None:
+            if len(self._options) >= 256:  # bounded: requests that all differ
+                self._options.clear()
+            self._options[key] = options
+        return options
 
     def calls(self, options: RealtimeOptions | None = None) -> RealtimeCalls:
         """A :class:`RealtimeCalls` client with this provider's key and base URL."""
@@ -130,3 +143,31 @@ class OpenAIRealtimeProvider:
     @hookimpl
     def masquerade_register_providers(self, register: Callable[[Any], None]) -> None:
         register(self)
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable key equal for equal plain data (types included, so ``1`` and ``True``
+    differ), or ``None`` when ``value`` holds anything else (then nothing is cached)."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return (kind, value)
+    if kind is dict:
+        items = []
+        for k, v in value.items():
+            frozen = _frozen(v)
+            if type(k) is not str or frozen is None:
+                return None
+            items.append((k, frozen))
+        return (dict, tuple(items))
+    if kind is list or kind is tuple:
+        parts = []
+        for v in value:
+            frozen = _frozen(v)
+            if frozen is None:
+                return None
+            parts.append(frozen)
+        return (kind, tuple(parts))
+    return None

@@ -26,7 +26,7 @@ from ._conversation import RealtimeConversation
 from ._fast import builder
 from ._link import RealtimeLink
 from ._options import RealtimeOptions
-from ._shared import event_id, hint_for, noop_emit
+from ._shared import Flag, event_id, hint_for, noop_emit
 from ._translate import EventTranslator
 from ._transport import RECOVERABLE_CLOSE_CODES, ConnectionClosed, WebSocket, close_code_of
 from ._turns import TurnTaking
@@ -137,7 +137,7 @@ class Renewal:
             )
         self.reconnects += 1
         self.reconnecting = True
-        link.link_up = up = anyio.Event()
+        link.link_up = up = Flag()
         self.emit(_provider_event({"type": "provider", "name": "session.reconnecting",
                                    "payload": {"reason": reason, "reconnect": self.reconnects}}))
         self.turns.connection_lost(resume=policy.resume_response)

@@ -6,7 +6,10 @@ import itertools
 import uuid
 from typing import Any
 
-__all__ = ["FATAL_CODES", "event_id", "item_id", "hint_for", "noop_emit"]
+import anyio
+import anyio.lowlevel
+
+__all__ = ["FATAL_CODES", "Flag", "event_id", "item_id", "hint_for", "noop_emit"]
 
 #: Error codes after which the session cannot go on.
 FATAL_CODES = frozenset(
@@ -57,3 +60,33 @@ def hint_for(code: Any, param: Any) -> str | None:
 def noop_emit(event: Any) -> Any:
     """The event sink of a part of the session before it is connected."""
     return None
+
+
+class Flag:
+    """An event flag that builds an :class:`anyio.Event` only when a task has to wait for
+    it (most are set before anyone waits: thousands of idle sessions hold no event)."""
+
+    __slots__ = ("_event", "_set")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._event: anyio.Event | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        event = self._event
+        if event is not None:
+            self._event = None
+            event.set()
+
+    async def wait(self) -> None:
+        if self._set:
+            await anyio.lowlevel.checkpoint()
+            return
+        event = self._event
+        if event is None:
+            event = self._event = anyio.Event()
+        await event.wait()

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import sys
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -115,6 +117,9 @@ async def open_websocket(
     }
     if user_agent is not None:
         kwargs["user_agent_header"] = user_agent
+    proxy = proxy_for(url)
+    if proxy is not True:
+        kwargs["proxy"] = proxy
     where = redact(url.split("?", 1)[0])
     try:
         if _backend() == "trio":
@@ -149,6 +154,49 @@ async def open_websocket(
             retryable=True,
             hint="check the base URL and that the server (or the emulator) is running",
         ) from None
+
+
+#: The environment variables a websocket's proxy can come from (urllib reads them in
+#: either case; ``REQUEST_METHOD`` makes it ignore ``HTTP_PROXY``).
+_PROXY_VARS = (
+    *(
+        name
+        for scheme in ("ws", "wss", "socks", "https", "http", "all", "no")
+        for name in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY")
+    ),
+    "REQUEST_METHOD",
+)
+_proxies: dict[tuple[str, tuple[str | None, ...]], str | None] = {}
+
+
+def proxy_for(url: str) -> str | bool | None:
+    """The proxy websockets would pick for ``url`` (``None``: a direct connection),
+    remembered per URL while the proxy variables stay the same.
+
+    websockets finds it by scanning the whole environment on every connection, which
+    costs more than the rest of opening a loopback socket; here that scan runs once per
+    URL and proxy setting. ``True`` (let websockets look) where proxies may come from
+    the system's settings rather than the environment (not on Linux).
+    """
+    if not sys.platform.startswith("linux"):
+        return True
+    environ = os.environ
+    key = (url.split("?", 1)[0], tuple(environ.get(name) for name in _PROXY_VARS))
+    try:
+        return _proxies[key]
+    except KeyError:
+        pass
+    from websockets.proxy import get_proxy
+    from websockets.uri import parse_uri
+
+    try:
+        found = get_proxy(parse_uri(url))
+    except Exception:  # an invalid URL: let connect() report it
+        return True
+    if len(_proxies) >= 64:  # a handful of URLs in practice: no unbounded growth
+        _proxies.clear()
+    _proxies[key] = found
+    return found
 
 
 def _status_error(
