@@ -364,3 +364,21 @@ async def test_observer_not_called_for_the_types_it_ignores(make_host: Any) -> N
 
     host.register(Late(), name="late")
     assert "late" in [name for name, _, _ in host.observers_for("transcript.delta")]
+
+
+class _SlowToStartPoller(masquerade.Poller):
+    async def run(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        await anyio.sleep_forever()  # never reports started: entering waits until cancelled
+
+
+@pytest.mark.anyio
+async def test_host_cancelled_while_entering_leaves_nothing_entered() -> None:
+    host = Host(load_entrypoints=False, poller=_SlowToStartPoller())
+    with anyio.move_on_after(0.05) as scope:
+        async with host:
+            pytest.fail("the host cannot be entered before its poller started")
+    assert scope.cancelled_caught and not host.running
+    # The task's cancel scopes still nest: another scope enters and exits cleanly.
+    with anyio.move_on_after(0.01) as later:
+        await anyio.sleep_forever()
+    assert later.cancelled_caught

@@ -35,6 +35,7 @@ from .provider import ProviderOutcome, TranscriptTurn
 if TYPE_CHECKING:
     from collections import deque
     from collections.abc import Awaitable, Callable
+    from types import TracebackType
 
     from anyio.abc import TaskGroup
 
@@ -42,11 +43,12 @@ if TYPE_CHECKING:
     from ._session_types import SessionRequest, ToolCallRecord
     from ._subscribers import Subscriber
     from .events import BaseEvent, JoinCredentials
+    from .host import Host
     from .provider import ProviderSession, ProvisioningStatus
     from .runtime import SessionRuntime
     from .session import Session
 
-__all__ = ["SessionRun", "Work", "current_session"]
+__all__ = ["SessionBlock", "SessionRun", "Work", "current_session"]
 
 logger = logging.getLogger("masquerade.session")
 
@@ -59,6 +61,52 @@ def current_session() -> Session | None:
     """The :class:`~masquerade.Session` whose task is running (inside
     ``Provider.create``, ``poll``, ``connect``...), or ``None`` outside a session."""
     return _current.get()
+
+
+class SessionBlock:
+    """``async with host.session(request) as session``: the session's task runs in the
+    host's task group (no task group per session: thousands of idle sessions share one);
+    leaving the block ends the session (``cancelled`` when the block was cancelled) and
+    waits for its result. A host that is not running is entered for the block."""
+
+    __slots__ = ("_entered_host", "_host", "_session")
+
+    def __init__(self, host: Host, session: Session) -> None:
+        self._host = host
+        self._session = session
+        self._entered_host = False
+
+    async def __aenter__(self) -> Session:
+        host = self._host
+        if not host.running:
+            await host.__aenter__()
+            self._entered_host = True
+        group = host._task_group
+        assert group is not None
+        group.start_soon(self._session._run, group)
+        return self._session
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        session = self._session
+        try:
+            if not session.done:
+                if exc is None:
+                    session.end("closed")
+                elif isinstance(exc, anyio.get_cancelled_exc_class()):
+                    session.end("cancelled")
+                else:
+                    session.end("error")
+            with anyio.CancelScope(shield=True):
+                await session.wait()
+        finally:
+            if self._entered_host:
+                self._entered_host = False
+                await self._host.__aexit__(None, None, None)
 
 
 class Work:
@@ -157,9 +205,14 @@ class SessionRun:
 
         def emit(self, event: BaseEvent) -> bool: ...
 
-    def _set_state(self, state: SessionState, **fields: Any) -> None:
+    def _set_state(self, state: SessionState) -> None:
         self.state = state
-        self.emit(StatusEvent(state=state, **fields))
+        # Events are immutable and these carry nothing but the state: every session
+        # shares one per state (each session keeps them for late subscribers).
+        event = _STATE_EVENTS.get(state)
+        if event is None:
+            event = _STATE_EVENTS[state] = StatusEvent(state=state)
+        self.emit(event)
 
     def _on_provisioning_status(self, status: ProvisioningStatus) -> None:
         self.emit(
@@ -407,6 +460,9 @@ class SessionRun:
             started_at=self.started_at,
             ended_at=datetime.now(UTC),
         )
+
+
+_STATE_EVENTS: dict[str, StatusEvent] = {}
 
 
 def _unwrap(exc: Exception) -> Exception:

@@ -21,8 +21,8 @@ import importlib
 import inspect
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import TracebackType
@@ -34,6 +34,7 @@ from anyio.abc import TaskGroup
 
 from . import hookspecs
 from ._redact import redact
+from ._session_run import SessionBlock
 from .errors import PluginError, ProviderNotFound, ToolDefinitionError
 from .events import BaseEvent, ToolCall, ToolResult
 from .hookspecs import hookimpl
@@ -470,9 +471,17 @@ class Host:
         if self._entered:
             self._entered += 1
             return self
-        self._task_group = anyio.create_task_group()
-        await self._task_group.__aenter__()
-        await self._task_group.start(self.poller.run)
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        try:
+            await tg.start(self.poller.run)
+        except BaseException:
+            # Cancelled (or failed) while the poller started: leave the group we entered,
+            # or the task's cancel scopes would no longer nest.
+            tg.cancel_scope.cancel()
+            await tg.__aexit__(None, None, None)
+            raise
+        self._task_group = tg
         self._entered = 1
         return self
 
@@ -499,13 +508,12 @@ class Host:
     def running(self) -> bool:
         return self._task_group is not None
 
-    @asynccontextmanager
-    async def session(
+    def session(
         self,
         request: SessionRequest,
         *,
         on_event: Callable[[BaseEvent], Any] | None = None,
-    ) -> AsyncIterator[Session]:
+    ) -> AbstractAsyncContextManager[Session]:
         """Run one session for the duration of the ``async with`` block::
 
             async with host.session(request) as session:
@@ -514,26 +522,10 @@ class Host:
             print(session.result.transcript)
 
         Leaving the block ends the session (through its cancel path) if it is still
-        running, and waits for its final result.
+        running, and waits for its final result. If the block is cancelled, so is the
+        session (outcome ``cancelled``).
         """
-        async with self._ensure_running():
-            session = Session(self, request, on_event=on_event)
-            failure: Exception | None = None
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(session._run, tg)
-                try:
-                    yield session
-                except Exception as exc:
-                    # Raised by the caller's block: end the session, then re-raise the
-                    # exception itself (not wrapped in the task group's ExceptionGroup).
-                    failure = exc
-                finally:
-                    if not session.done:
-                        session.end("error" if failure is not None else "closed")
-                    with anyio.CancelScope(shield=True):
-                        await session.wait()
-            if failure is not None:
-                raise failure
+        return SessionBlock(self, Session(self, request, on_event=on_event))
 
     async def run_session(
         self,
@@ -544,14 +536,6 @@ class Host:
         """Run a session to its end and return its :class:`~masquerade.SessionResult`."""
         async with self.session(request, on_event=on_event) as session:
             return await session.wait()
-
-    @asynccontextmanager
-    async def _ensure_running(self) -> AsyncIterator[None]:
-        if self.running:
-            yield
-        else:
-            async with self:
-                yield
 
     def __repr__(self) -> str:
         loaded = sum(1 for r in self._records.values() if r.status == "loaded")

@@ -1,0 +1,121 @@
+"""How many tasks a session costs: one while it is idle, more only while they are needed.
+
+Thousands of idle sessions live in one process, so an idle session runs exactly one task
+of its own (its run), with no task group and no helper task; a tool call or an async
+observer starts a helper task when it needs one, and it is gone once it is done.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections import Counter
+from collections.abc import Awaitable
+from typing import Any
+
+import anyio
+import pytest
+
+from masquerade import SessionRequest, tool
+from masquerade.events import BaseEvent
+from masquerade.testing import ScriptedProvider
+
+pytestmark = pytest.mark.anyio
+
+KINDS = {"SessionRun._run": "run", "Work._task": "work", "SessionRun._observer_loop": "observers"}
+
+
+def task_groups() -> int:
+    """Task groups alive (anyio's, whatever the backend)."""
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if type(o).__name__ == "TaskGroup"
+               and type(o).__module__.startswith("anyio."))
+
+
+def session_tasks() -> Counter[str]:
+    """The running tasks of masquerade's sessions, by kind."""
+    found: Counter[str] = Counter()
+    for task in anyio.get_running_tasks():
+        for suffix, kind in KINDS.items():
+            if (task.name or "").endswith(suffix):
+                found[kind] += 1
+    return found
+
+
+@tool
+async def lookup(order_id: str) -> str:
+    """Look up an order.
+
+    Args:
+        order_id: The order.
+    """
+    return f"order {order_id} shipped"
+
+
+async def wait_until(check: Any) -> None:
+    with anyio.fail_after(10):
+        while not check():  # noqa: ASYNC110 (a bounded poll of state set elsewhere)
+            await anyio.sleep(0.01)
+
+
+async def test_an_idle_session_runs_one_task_and_no_group(make_host: Any) -> None:
+    provider = ScriptedProvider([], hold_open=True)
+    n = 3
+    async with make_host(provider) as host, anyio.create_task_group() as tg:
+        before = len(anyio.get_running_tasks())
+        groups = task_groups()
+        sessions: list[Any] = []
+
+        async def hold() -> None:
+            async with host.session(SessionRequest(provider="scripted")) as s:
+                sessions.append(s)
+                await s.wait()
+
+        for _ in range(n):
+            tg.start_soon(hold)
+        await wait_until(lambda: len(sessions) == n and all(s.state == "running" for s in sessions))
+        assert session_tasks() == Counter({"run": n})
+        # Each session adds its holder's task and its own run: nothing else.
+        assert len(anyio.get_running_tasks()) - before == 2 * n
+        assert task_groups() == groups  # no task group per session
+        for s in sessions:
+            s.end()
+    assert all(s.result.outcome == "completed" for s in sessions)
+    assert session_tasks() == Counter()
+
+
+async def test_a_tool_call_runs_in_a_task_that_ends_with_it(make_host: Any) -> None:
+    script = [{"tool": "lookup", "args": {"order_id": "7"}}]
+    provider = ScriptedProvider(script, hold_open=True)
+    async with make_host(provider) as host:
+        request = SessionRequest(provider="scripted", tools=[lookup])
+        async with host.session(request) as s:
+            async for event in s.events():
+                if event.type == "tool.result":
+                    break
+            await wait_until(lambda: session_tasks()["work"] == 0)
+            assert session_tasks() == Counter({"run": 1})
+            s.end()
+    assert s.result is not None and [c.output for c in s.result.tool_calls] == [
+        "order 7 shipped"
+    ]
+
+
+async def test_an_async_observer_gets_its_task_only_when_it_returns_one(make_host: Any) -> None:
+    provider = ScriptedProvider([{"say": "hello"}], hold_open=True)
+    seen: list[str] = []
+    asynchronous = False
+
+    async def record(kind: str) -> None:
+        seen.append(kind)
+
+    def on_event(event: BaseEvent) -> Awaitable[None] | None:
+        return record(event.type) if asynchronous else None
+
+    async with make_host(provider) as host:
+        async with host.session(SessionRequest(provider="scripted"), on_event=on_event) as s:
+            await wait_until(lambda: s.state == "running")
+            assert session_tasks() == Counter({"run": 1})
+            asynchronous = True
+            s.end()
+        assert session_tasks() == Counter()
+    assert seen and seen[-1] == "ended"
