@@ -107,22 +107,32 @@ def postgres_cluster(*, start_timeout: float = 60.0) -> Iterator[str]:
         if done.returncode != 0:
             raise RuntimeError(f"{args[0]} failed ({done.returncode}): {done.stderr.strip()}")
 
-    port = _free_port()
+    port = 0
     started = False
     try:
         run(
             str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
             "-E", "UTF8", "--no-sync",
         )  # fmt: skip
-        options = (
-            f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={sockets} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-            "-c max_connections=200 -c shared_buffers=32MB"
-        )
-        run(
-            str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "log"),
-            "-w", "-t", str(int(start_timeout)), "start",
-        )  # fmt: skip
+        for attempt in range(1, 4):
+            # The port is free when probed; another process may take it before the server
+            # binds it: then the start fails and another port is tried.
+            port = _free_port()
+            options = (
+                f"-c listen_addresses=127.0.0.1 -c port={port} "
+                f"-c unix_socket_directories={sockets} "
+                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+                "-c max_connections=200 -c shared_buffers=32MB"
+            )
+            try:
+                run(
+                    str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options,
+                    "-l", str(root / "log"), "-w", "-t", str(int(start_timeout)), "start",
+                )  # fmt: skip
+                break
+            except RuntimeError:
+                if attempt == 3:
+                    raise
         started = True
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
