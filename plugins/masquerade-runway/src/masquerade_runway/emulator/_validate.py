@@ -104,6 +104,17 @@ _MISSING_TYPES = {
 }
 
 
+#: Bound errors: the message template and the ``ctx`` key of the bound.
+_BOUNDS: dict[str, tuple[str, str]] = {
+    "less_than_equal": ("Too big: expected number to be <={}", "le"),
+    "greater_than_equal": ("Too small: expected number to be >={}", "ge"),
+    "too_long": ("Too big: expected array to have <={} items", "max_length"),
+    "too_short": ("Too small: expected array to have >={} items", "min_length"),
+    "string_too_long": ("Too big: expected string to have <={} characters", "max_length"),
+    "string_too_short": ("Too small: expected string to have >={} characters", "min_length"),
+}
+
+
 def validation_message(exc: ValidationError) -> str:
     """The first problem, worded like Runway's (zod) messages; nested problems say where
     (``tools.0.parameters.1.name: ...``)."""
@@ -126,18 +137,9 @@ def validation_message(exc: ValidationError) -> str:
         message = f"Invalid input: expected {expected}, received undefined"
     elif kind in _EXPECTED:
         message = f"Invalid input: expected {_EXPECTED[kind]}, received {_js_type(err['input'])}"
-    elif kind == "less_than_equal":
-        message = f"Too big: expected number to be <={ctx.get('le')}"
-    elif kind == "greater_than_equal":
-        message = f"Too small: expected number to be >={ctx.get('ge')}"
-    elif kind == "too_long":
-        message = f"Too big: expected array to have <={ctx.get('max_length')} items"
-    elif kind == "too_short":
-        message = f"Too small: expected array to have >={ctx.get('min_length')} items"
-    elif kind == "string_too_long":
-        message = f"Too big: expected string to have <={ctx.get('max_length')} characters"
-    elif kind == "string_too_short":
-        message = f"Too small: expected string to have >={ctx.get('min_length')} characters"
+    elif kind in _BOUNDS:
+        template, limit = _BOUNDS[kind]
+        message = template.format(ctx.get(limit))
     elif kind == "literal_error":
         expected = str(ctx.get("expected", "")).replace("'", '"').replace(" or ", "|")
         message = f"Invalid input: expected {expected}"
