@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -200,6 +201,13 @@ def test_a_closed_stdout_ends_the_command_quietly() -> None:
         assert done.stderr.strip() == status, (command, done.stderr)  # nothing else
 
 
+#: Runs ``argv[1:]`` with SIGINT at its default (exec keeps a default disposition).
+DEFAULT_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
 @contextmanager
 def _long_online_run(tmp_path: Path, until: str) -> Iterator[tuple[Any, subprocess.Popen[str]]]:
     """``masquerade run quickstart --online`` against an emulator whose call goes on for a
@@ -208,7 +216,9 @@ def _long_online_run(tmp_path: Path, until: str) -> Iterator[tuple[Any, subproce
     script.write_text(json.dumps(LONG_SCRIPT))
     with runway_emulator("--script", str(script)) as emulator:
         process = subprocess.Popen(
-            [MASQUERADE, "run", QUICKSTART, "--online"],
+            # Ctrl-C as in a terminal: a test run started in the background (CI, nohup)
+            # passes SIGINT on ignored, and Python then keeps ignoring it.
+            [sys.executable, "-c", DEFAULT_SIGINT, MASQUERADE, "run", QUICKSTART, "--online"],
             env=emulator.env(),
             cwd=ROOT,
             stdout=subprocess.PIPE,

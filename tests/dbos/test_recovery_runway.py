@@ -194,9 +194,15 @@ async def test_a_crash_after_the_call_ended_before_the_next_node(
         )  # fmt: skip
         b = WorkerProcess("avatar_graph.py", postgres_url, "worker-b", env=env, capacity=1)
         try:
-            start_all(a, b)
+            # One run per worker, whatever the machine's load: worker-a takes the first run
+            # (and holds it: it pauses after the call) before worker-b starts, so worker-b
+            # cannot finish its short call and take the second run too.
+            a.start()
             async with DurableGraph(graph, database_url=postgres_url, worker=False) as submitter:
-                runs = await submit(submitter, 2)
+                runs = [await submitter.submit(Call(name="r0"))]
+                await wait_for(lambda: "r0:before" in marks(marks_file))
+                b.start()
+                runs.append(await submitter.submit(Call(name="r1")))
 
                 def ended() -> bool:
                     return sum(m.endswith(":call-ended") for m in marks(marks_file)) == 2
