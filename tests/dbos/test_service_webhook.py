@@ -297,3 +297,49 @@ async def test_a_webhook_replayed_to_another_process_is_refused(
 
         openai_emulator.caller_hangs_up(call_id)
         await finished(client, f"{one}/v1/runs/{run_id}")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_a_delivery_whose_call_could_not_be_accepted_is_taken_when_retried(
+    backend: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    openai_emulator: OpenAIRealtimeEmulator,
+) -> None:
+    # OpenAI retries a failed delivery with the same webhook id: the id must not stay
+    # claimed by the attempt that did nothing, or the retry is refused as a replay.
+    durable = durable_on(backend, phone, tmp_path, request, openai_emulator)
+    async with (
+        durable,
+        serving(durable, phone_config(openai_emulator)) as base,
+        httpx.AsyncClient(timeout=30) as client,
+    ):
+        hook = f"{base}/v1/webhooks/openai"
+        call_id = openai_emulator.new_call()
+        body, headers = openai_emulator.webhook_request(call_id)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong-" + "0" * 24)  # accept gets a 401
+        failed = await client.post(hook, content=body, headers=headers)
+        assert failed.status_code == 502, failed.text
+        assert failed.json()["error"]["code"] == "accept_failed"
+        assert "sk-wrong" not in failed.text
+        assert openai_emulator.calls[call_id].state == "incoming"
+        assert await runs() == []
+
+        monkeypatch.setenv("OPENAI_API_KEY", openai_emulator.api_key)
+        retried = await client.post(hook, content=body, headers=headers)
+        assert retried.status_code == 200, retried.text
+        assert openai_emulator.calls[call_id].state == "accepted"
+        [run_id] = await runs()
+        assert retried.json()["id"] == run_id
+        # Taken once: the same delivery again is now a replay.
+        again = await client.post(hook, content=body, headers=headers)
+        assert again.status_code == 400 and "replay" in again.json()["error"]["message"]
+
+        ready = await client.get(
+            f"{base}/v1/runs/{run_id}/credentials", params={"wait": 20}, headers=AUTH
+        )
+        assert ready.status_code == 200, ready.text  # the run's session attached to the call
+        openai_emulator.caller_hangs_up(call_id)
+        final = await finished(client, f"{base}/v1/runs/{run_id}")
+        assert final["status"] == "succeeded", final

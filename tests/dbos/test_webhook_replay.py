@@ -102,6 +102,17 @@ def test_an_expired_id_may_be_claimed_again(
     assert not first.claim("wh_old", NOW + 900, now=NOW + 302)
 
 
+def test_a_released_id_is_taken_again_by_any_store(
+    stores: tuple[DatabaseReplayStore, DatabaseReplayStore],
+) -> None:
+    first, second = stores
+    assert first.claim("wh_failed", NOW + 300, now=NOW)
+    first.release("wh_failed")  # its call could not be accepted: OpenAI will retry it
+    first.release("wh_never_claimed")
+    assert second.claim("wh_failed", NOW + 300, now=NOW + 1)
+    assert not first.claim("wh_failed", NOW + 300, now=NOW + 2)
+
+
 def test_expired_ids_are_pruned_a_bounded_batch_at_a_time(
     stores: tuple[DatabaseReplayStore, DatabaseReplayStore],
 ) -> None:

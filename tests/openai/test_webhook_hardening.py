@@ -121,3 +121,15 @@ def test_signed_but_unusable_bodies_are_verification_errors(body: bytes) -> None
         headers = sign_webhook(text.encode("utf-8", "replace"), SECRET)
     with pytest.raises(WebhookVerificationError):
         verify_webhook(body, headers, SECRET, event_type=None, replay_store=None)
+
+
+def test_a_released_id_is_taken_again_and_only_once() -> None:
+    store = MemoryReplayStore()
+    assert store.claim("wh_1", expires_at=300.0, now=0.0)
+    store.release("wh_1")
+    store.release("wh_unknown")  # releasing what was never claimed is harmless
+    assert len(store) == 0
+    assert store.claim("wh_1", expires_at=300.0, now=1.0)
+    assert not store.claim("wh_1", expires_at=300.0, now=2.0)
+    # The released claim's stale heap entry does not forget the new claim early.
+    assert not store.claim("wh_1", expires_at=300.0, now=299.0)

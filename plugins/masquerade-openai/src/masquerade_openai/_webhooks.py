@@ -110,6 +110,10 @@ class ReplayStore(Protocol):
     ``claim`` records ``webhook_id`` until ``expires_at`` (Unix seconds) and returns
     ``True``, or returns ``False`` when the id is already recorded and not expired (a
     replay). It must be atomic: two concurrent claims of one id give one ``True``.
+
+    A store may also offer ``release(webhook_id)``: forget a claim whose webhook could not
+    be acted on (the call service releases the id when accepting the call failed, so
+    OpenAI's retry of the same delivery is taken instead of refused as a replay).
     """
 
     def claim(self, webhook_id: str, expires_at: float) -> bool: ...
@@ -146,6 +150,11 @@ class MemoryReplayStore:
             while len(self._expiry) > self.max_entries:
                 self._pop()
             return True
+
+    def release(self, webhook_id: str) -> None:
+        """Forget ``webhook_id``'s claim: its next delivery is taken, not a replay."""
+        with self._lock:
+            self._expiry.pop(webhook_id, None)  # its heap entry goes stale and is skipped
 
     def _expire(self, now: float) -> None:
         while self._heap and self._heap[0][0] < now:

@@ -437,6 +437,7 @@ class _Service:
         except (MasqueradeError, TimeoutError) as exc:
             message = exc.message if isinstance(exc, MasqueradeError) else "timed out"
             logger.warning("accepting call %s failed: %s", call_id, message)
+            await self.release_webhook(headers)
             raise ApiError(502, "accept_failed", f"accepting the call failed: {message}") from None
         finally:
             await calls.aclose()
@@ -445,6 +446,20 @@ class _Service:
         validated = self.validate_state(state)
         handle, status = await self.submit(validated, key)
         return JSONResponse({"id": handle.id, "status": status, "call_id": call_id})
+
+    async def release_webhook(self, headers: dict[str, str]) -> None:
+        """Forget a verified webhook's claim: nothing was done for it, and OpenAI retries
+        a failed delivery with the same id, which must then be taken, not refused."""
+        release = getattr(self.webhook_store, "release", None)
+        if release is None:
+            return
+        try:
+            with anyio.fail_after(5):
+                await anyio.to_thread.run_sync(
+                    release, headers["webhook-id"], abandon_on_cancel=True
+                )
+        except Exception as exc:  # best effort: the id expires with the tolerance window
+            logger.warning("could not release a webhook id: %s", type(exc).__name__)
 
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})

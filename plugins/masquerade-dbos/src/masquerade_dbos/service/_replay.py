@@ -84,6 +84,11 @@ class DatabaseReplayStore:
             )
             return inserted.first() is not None
 
+    def release(self, webhook_id: str) -> None:
+        """Forget ``webhook_id``'s claim: its next delivery is taken, not a replay."""
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(webhook_ids).where(webhook_ids.c.webhook_id == webhook_id))
+
     def prune(self, *, now: float | None = None, limit: int | None = None) -> int:
         """Delete up to ``limit`` (default ``prune_batch``) expired ids; how many went."""
         current = time.time() if now is None else now
