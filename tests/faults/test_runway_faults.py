@@ -16,6 +16,7 @@ from masquerade.events import BaseEvent
 from masquerade_runway import RunwayProvider
 from masquerade_runway.emulator import RunwayEmulator
 
+from ..emulator_helpers import RUNWAY_FAST_CLIENT
 from .harness import check_runway, run_session, wait_for
 from .tools import lookup_order, slow_lookup
 
@@ -192,12 +193,15 @@ async def test_r11_stalled_status_probe_never_starves_delete(
         runway.inject(delay=20.0, method="GET", path=r"^/v1/realtime_sessions/", times=50)
         session.end("user went away")
 
-    run = await go(runway, runway_provider, poller, plan={"provisioning": 30}, act=act,
+    # Every status read stalls here: the final status is not waited for past 1 s.
+    provider = runway.provider(end_grace=5.0, result_wait=1.0,
+                               client_options={**RUNWAY_FAST_CLIENT, "timeout": 5.0})
+    run = await go(runway, provider, poller, plan={"provisioning": 30}, act=act,
                    req=request(end_timeout=4.0))
     runway.clear_faults()
     snapshot = check_runway(run, runway)
     assert snapshot["status"] == "CANCELLED"
-    assert runway_provider.sessions[-1].ended_with == "delete"
+    assert provider.sessions[-1].ended_with == "delete"
 
 
 async def test_r12_session_that_cannot_be_ended_is_reported_loudly(
