@@ -352,8 +352,8 @@ async def test_observer_not_called_for_the_types_it_ignores(make_host: Any) -> N
     assert "transcript.done" in seen
     assert calls == [t for t in seen if t not in ("transcript.delta", "transcript.done")]
     # The built-in observers skip the per-frame types the same way.
-    assert host.observers_for("transcript.delta") == []
-    assert len(host.observers_for("status")) == len(host.event_observers) == 3
+    assert host.observers_by_kind["transcript.delta"] == []
+    assert len(host.observers_by_kind["status"]) == len(host.event_observers) == 3
     # A plugin registered later is seen at once (the per-type cache is dropped).
     late: list[str] = []
 
@@ -363,7 +363,7 @@ async def test_observer_not_called_for_the_types_it_ignores(make_host: Any) -> N
             late.append(event.type)
 
     host.register(Late(), name="late")
-    assert "late" in [name for name, _, _ in host.observers_for("transcript.delta")]
+    assert "late" in [name for name, _, _ in host.observers_by_kind["transcript.delta"]]
 
 
 class _SlowToStartPoller(masquerade.Poller):

@@ -140,7 +140,7 @@ class Host:
         # hot path calls them directly instead of through pluggy's multicall (about 3x
         # cheaper per event).
         self.event_observers: list[Observer] = []
-        self._observers_by_kind: dict[str, list[Observer]] = {}
+        self.observers_by_kind = _ObserversByKind()
         self._ended_observers: list[Observer] = []
         self._task_group: TaskGroup | None = None
         self._entered = 0
@@ -299,16 +299,8 @@ class Host:
     def _changed(self) -> None:
         self._collected = False
         self.event_observers = self._plain_impls("masquerade_session_event")
-        self._observers_by_kind = {}
+        self.observers_by_kind.reset(self.event_observers)
         self._ended_observers = self._plain_impls("masquerade_session_ended")
-
-    def observers_for(self, kind: str) -> list[Observer]:
-        found = self._observers_by_kind.get(kind)
-        if found is None:
-            found = self._observers_by_kind[kind] = [
-                o for o in self.event_observers if kind not in getattr(o[1], IGNORES, ())
-            ]
-        return found
 
     def _plain_impls(self, hook_name: str) -> list[Observer]:
         caller = getattr(self.pm.hook, hook_name)
@@ -553,3 +545,22 @@ class _ProviderRouter:
     @hookimpl(trylast=True)
     def masquerade_session_create(self, request: SessionRequest) -> Awaitable[ProviderSession]:
         return self.host.get_provider(request.provider).create(request)
+
+
+class _ObserversByKind(dict[str, list[Observer]]):
+    """Event type -> the host's observers that do not ignore it (filled per type on
+    first use, so the session's per-event lookup is one dict index)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.observers: list[Observer] = []
+
+    def reset(self, observers: list[Observer]) -> None:
+        self.clear()
+        self.observers = observers
+
+    def __missing__(self, kind: str) -> list[Observer]:
+        found = self[kind] = [
+            o for o in self.observers if kind not in getattr(o[1], IGNORES, ())
+        ]
+        return found

@@ -71,11 +71,12 @@ class SessionRuntime(Protocol):
         """
         ...
 
-    def observers_for(self, kind: str) -> Sequence[Observer]:
-        """The :attr:`event_observers` that want events of type ``kind``, in call order:
-        those whose function does not list ``kind`` in its ``masquerade_ignores`` set
-        (see :data:`IGNORES`). Cached per type until a plugin is registered or removed;
-        the session asks per event."""
+    @property
+    def observers_by_kind(self) -> Mapping[str, Sequence[Observer]]:
+        """Event type -> the :attr:`event_observers` that want it, in call order: those
+        whose function does not list the type in its ``masquerade_ignores`` set (see
+        :data:`IGNORES`). Filled on first use of each type and emptied when a plugin is
+        registered or removed; the session indexes it per event."""
         ...
 
     def isolate(self, plugin_name: str, awaitable: Awaitable[Any]) -> Awaitable[None]:

@@ -280,7 +280,7 @@ class Session(SessionRun):
                 self._note(kind, event)
         # Notify the runtime's observers inline: this is the per-event hot path.
         pending: list[Awaitable[Any]] | None = None
-        for plugin_name, fn, argnames in self.host.observers_for(kind):
+        for plugin_name, fn, argnames in self.host.observers_by_kind[kind]:
             try:
                 if argnames == _SESSION_EVENT:
                     value = fn(self, event)
