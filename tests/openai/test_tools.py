@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 import masquerade_openai
-from masquerade import Host, SessionRequest
+from masquerade import Host, Session, SessionRequest
 from masquerade_openai import OpenAIRealtimeProvider
 from masquerade_openai.emulator import EmulatorScript, OpenAIRealtimeEmulator
 
@@ -206,3 +207,31 @@ async def test_every_call_is_answered_once_even_when_repeated(
         s.end()
     assert len(of(events, "tool.call")) == 1
     assert len(outputs_sent(emulator)) == 1
+
+
+async def test_calls_of_later_turns_reuse_the_idle_runner_task(
+    provider: OpenAIRealtimeProvider,
+    host_for: Callable[..., Host],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spawned: list[str | None] = []
+    spawn = Session.spawn
+
+    def counting(self: Session, fn: Any, *args: Any, name: str | None = None) -> None:
+        spawned.append(name)
+        spawn(self, fn, *args, name=name)
+
+    monkeypatch.setattr(Session, "spawn", counting)
+    request = SessionRequest(provider="openai", tools=[lookup_order])
+    async with host_for(provider) as host, host.session(request) as s:
+        rt = await masquerade_openai.wait_realtime(s)
+        for turn in range(1, 5):
+            await rt.send_text(f'call lookup_order {{"order_id": "A{turn}"}}')
+            events = await collect(s, count("response.done", 2 * turn))
+        s.end()
+    results = of(events, "tool.result")
+    assert [r.output["order_id"] for r in results] == ["A1", "A2", "A3", "A4"]  # type: ignore[index]
+    assert len({r.call_id for r in results}) == 4
+    # One runner for the session (a second only if a call came before the first runner
+    # went idle), not one task per call.
+    assert spawned.count("openai tool runner") <= 2

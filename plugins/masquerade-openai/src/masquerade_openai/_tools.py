@@ -6,13 +6,17 @@ then ``.done``; sometimes only in ``response.output_item.done`` or ``response.do
 session's task group (:meth:`masquerade.Session.call_tool`: events, hooks, tracing,
 exactly one result), sends the ``function_call_output`` item, and asks for the follow-up
 response once every tool of the turn has answered. Calls of a response that was cancelled
-never run.
+never run. A runner task that has answered a call waits for the next one, so a call
+usually costs a wake-up rather than a new task.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
+
+import anyio
 
 from masquerade import SessionClosed
 from masquerade.errors import EventParseError
@@ -74,6 +78,11 @@ class ToolRoundTrip:
         self.emit: Callable[[Any], Any] = noop_emit
         self.session: Session | None = None
         self.seen: set[str] = set()
+        # Calls are run by runner tasks of the session's task group: a runner that has
+        # answered its call waits for the next one (one waits at most), so a turn's call
+        # costs a wake-up rather than a new task. Calls that overlap get a runner each.
+        self._calls: deque[tuple[str, str, dict[str, Any] | str]] = deque()
+        self._idle: anyio.Event | None = None
 
     # ------------------------------------------------------------ handlers
     # ``shallow``: the frame's text showed the payload nests within the bound.
@@ -103,7 +112,8 @@ class ToolRoundTrip:
 
     # ------------------------------------------------------------ the round trip
     def start(self, payload: Mapping[str, Any]) -> None:
-        """Start a function call (once per ``call_id``) in the session's task group."""
+        """Start a function call (once per ``call_id``) in the session's task group: an
+        idle runner takes it, else a new runner is spawned."""
         call_id = payload.get("call_id")
         name = payload.get("name")
         if not isinstance(call_id, str) or not call_id or call_id in self.seen:
@@ -115,13 +125,41 @@ class ToolRoundTrip:
             return
         self.seen.add(call_id)
         arguments = _arguments(payload.get("arguments"))
+        if session.state == "ended":
+            return  # the session is ending: the call gets no answer to send
         self.turns.tools_running += 1
-        try:
-            session.spawn(self._run, call_id, name, arguments, name=f"openai tool {name}")
-        except SessionClosed:  # the session is ending: the call gets no answer to send
-            self.turns.tools_running -= 1
-            return
+        call = (call_id, name, arguments)
+        idle = self._idle
+        if idle is not None:
+            self._idle = None
+            self._calls.append(call)
+            idle.set()
+        else:
+            try:
+                session.spawn(self._runner, call, name="openai tool runner")
+            except SessionClosed:  # the session is ending: the call gets no answer to send
+                self.turns.tools_running -= 1
+                return
         self.link.outbox.append(YIELD)
+
+    async def _runner(self, call: tuple[str, str, dict[str, Any] | str]) -> None:
+        """Run ``call``, then the calls handed over while this runner waits idle; ends
+        when another runner is already idle (cancelled with the session's task group)."""
+        calls = self._calls
+        while True:
+            await self._run(*call)
+            while not calls:  # (a busy runner may take a call handed to the idle one)
+                if self._idle is not None:
+                    return
+                idle = self._idle = anyio.Event()
+                try:
+                    await idle.wait()
+                except anyio.get_cancelled_exc_class():
+                    # The session's task group is ending: no call can come any more. Not
+                    # re-raised, so no traceback keeps this task's frames (and with them
+                    # the session) alive after the end.
+                    return
+            call = calls.popleft()
 
     async def _run(self, call_id: str, name: str, arguments: dict[str, Any] | str) -> None:
         session = self.session
