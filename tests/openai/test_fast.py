@@ -6,8 +6,14 @@ import pytest
 from pydantic import ValidationError
 
 from masquerade.errors import EventParseError
-from masquerade.events import MAX_JSON_DEPTH, ProviderEvent, ResponseDone, TranscriptDelta
-from masquerade_openai._fast import builder, shallow_text
+from masquerade.events import (
+    MAX_JSON_DEPTH,
+    AudioDelta,
+    ProviderEvent,
+    ResponseDone,
+    TranscriptDelta,
+)
+from masquerade_openai._fast import builder, positional_builder, shallow_text
 
 
 def nested(depth: int) -> dict[str, object]:
@@ -58,3 +64,20 @@ def test_shallow_text_counts_opening_brackets() -> None:
     assert not shallow_text("[" * (MAX_JSON_DEPTH + 1))
     assert not shallow_text('{"text": "' + "{" * MAX_JSON_DEPTH + '"}')  # stricter, never laxer
     assert not shallow_text(None)
+
+
+def test_positional_builder_checks_the_values_it_is_given() -> None:
+    make = positional_builder(TranscriptDelta, "text", "turn", type="transcript.delta",
+                              role="assistant")
+    event = make("hi", "item_1")
+    assert event == TranscriptDelta(role="assistant", text="hi", turn="item_1")
+    assert list(event.__dict__) == list(TranscriptDelta.model_fields)
+    assert make("hi", 7).turn == 7
+    with pytest.raises(ValidationError):
+        make(["not", "text"], None)
+    audio = positional_builder(AudioDelta, "data", "response_id", "item_id", type="audio.delta")
+    assert audio("AAAA", None, "item_2") == AudioDelta(data="AAAA", item_id="item_2")
+    with pytest.raises(TypeError):  # every field once
+        positional_builder(TranscriptDelta, "text", type="transcript.delta", role="user")
+    with pytest.raises(TypeError):  # an object field is not checked by its type alone
+        positional_builder(ProviderEvent, "name", "payload", type="provider")

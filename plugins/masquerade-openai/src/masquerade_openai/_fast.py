@@ -29,7 +29,7 @@ from pydantic import BaseModel
 from masquerade.errors import EventParseError
 from masquerade.events import MAX_JSON_DEPTH, json_too_deep
 
-__all__ = ["builder", "shallow_text"]
+__all__ = ["builder", "positional_builder", "shallow_text"]
 
 E = TypeVar("E", bound=BaseModel)
 
@@ -105,6 +105,47 @@ def builder(cls: type[E]) -> Callable[..., E]:
         "    return event",
     ]
     exec(compile("\n".join(lines), f"<builder {cls.__name__}>", "exec"), env)
+    make: Callable[..., E] = env["make"]
+    return make
+
+
+def positional_builder(cls: type[E], *args: str, **fixed: str) -> Callable[..., E]:
+    """A function ``make(*values) -> event`` for the per-frame events: the fields named
+    by ``args`` come as positional values (checked like :func:`builder` does), the
+    ``fixed`` ones are constants of the caller's code (not checked per event). Together
+    they must name every field, none of them an object or an array."""
+    names = tuple(cls.model_fields)
+    if set(args) | set(fixed) != set(names) or set(args) & set(fixed):
+        raise TypeError(f"{cls.__name__}: give every field once, as an argument or fixed")
+    env: dict[str, Any] = {
+        "cls": cls,
+        "new": cls.__new__,
+        "validate": cls.model_validate,
+        "FIELDS_SET": frozenset(names),
+        "set_dict": _SET_DICT,
+        "set_fields_set": _SET_FIELDS_SET,
+        "set_extra": _SET_EXTRA,
+        "set_private": _SET_PRIVATE,
+    }
+    items = ", ".join(
+        f"{name!r}: {name}" if name in args else f"{name!r}: {fixed[name]!r}" for name in names
+    )
+    lines = [f"def make({', '.join(args)}):", f"    fields = {{{items}}}"]
+    for index, name in enumerate(args):
+        allowed = _plain_types(cls.model_fields[name].annotation)
+        if allowed is None or allowed & {dict, list}:
+            raise TypeError(f"{cls.__name__}.{name} cannot be checked by its type alone")
+        env[f"A{index}"] = allowed
+        lines += [f"    if type({name}) not in A{index}:", "        return validate(fields)"]
+    lines += [
+        "    event = new(cls)",
+        "    set_dict(event, fields)",
+        "    set_fields_set(event, FIELDS_SET)",
+        "    set_extra(event, None)",
+        "    set_private(event, None)",
+        "    return event",
+    ]
+    exec(compile("\n".join(lines), f"<positional builder {cls.__name__}>", "exec"), env)
     make: Callable[..., E] = env["make"]
     return make
 

@@ -24,7 +24,7 @@ from masquerade import redact
 from masquerade.events import ErrorEvent, ProviderEvent, TranscriptDelta, TranscriptDone
 
 from ._conversation import ConversationItem, RealtimeConversation
-from ._fast import builder, shallow_text
+from ._fast import builder, positional_builder, shallow_text
 from ._link import RealtimeLink
 from ._options import RealtimeOptions
 from ._shared import FATAL_CODES, noop_emit
@@ -42,6 +42,8 @@ logger = logging.getLogger("masquerade_openai")
 Handler = Callable[["EventTranslator", dict[str, Any]], None]
 
 _transcript_delta = builder(TranscriptDelta)
+_assistant_delta = positional_builder(TranscriptDelta, "text", "turn", type="transcript.delta",
+                                      role="assistant")
 _transcript_done = builder(TranscriptDone)
 _provider_event = builder(ProviderEvent)
 
@@ -131,7 +133,8 @@ class EventTranslator:
                 self._handler_failed(raw, data, exc)
             if outbox:
                 await flush()
-            if session is not None and session.under_pressure:
+            # (_pressured first: one attribute read per frame instead of a property call)
+            if session is not None and session._pressured and session.under_pressure:
                 await session.backpressure()  # a subscriber is max_buffer behind: stop reading
 
     def dispatch(self, data: Any) -> None:
@@ -312,8 +315,7 @@ class EventTranslator:
             item = self._text_item = self._assistant_item(item_id)
         if item is not None:
             item._transcript.append(delta)
-        self.emit(_transcript_delta({"type": "transcript.delta", "role": "assistant",
-                                     "text": delta, "turn": item_id}))
+        self.emit(_assistant_delta(delta, item_id))
 
     def _on_text_delta(self, data: dict[str, Any]) -> None:
         delta = data["delta"]
@@ -323,8 +325,7 @@ class EventTranslator:
             item = self._text_item = self._assistant_item(item_id)
         if item is not None:
             item._text.append(delta)
-        self.emit(_transcript_delta({"type": "transcript.delta", "role": "assistant",
-                                     "text": delta, "turn": item_id}))
+        self.emit(_assistant_delta(delta, item_id))
 
     def _assistant_item(self, item_id: Any) -> ConversationItem | None:
         return self.conversation.ensure(item_id, "message", "assistant") if item_id else None

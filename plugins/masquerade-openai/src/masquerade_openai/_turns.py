@@ -32,7 +32,7 @@ from masquerade.events import (
 )
 
 from ._conversation import ConversationItem, RealtimeConversation
-from ._fast import builder
+from ._fast import builder, positional_builder
 from ._options import RealtimeOptions
 from ._shared import event_id, noop_emit
 
@@ -41,7 +41,8 @@ __all__ = ["TurnTaking", "AUTO"]
 #: Marker in the response queue: the follow-up request after tool outputs.
 AUTO: dict[str, Any] = {}
 
-_audio_delta = builder(AudioDelta)
+_audio_delta = positional_builder(AudioDelta, "data", "response_id", "item_id",
+                                  type="audio.delta")
 _response_started = builder(ResponseStarted)
 _response_done = builder(ResponseDone)
 
@@ -287,8 +288,7 @@ class TurnTaking:
             item.add_audio(delta)
         else:
             item.audio_chars += len(delta)
-        self.emit(_audio_delta({"type": "audio.delta", "data": delta, "response_id": rid,
-                                "item_id": item_id}))
+        self.emit(_audio_delta(delta, rid, item_id))
 
 
 def truncate_event(item_id: str, audio_end_ms: int) -> dict[str, Any]:
