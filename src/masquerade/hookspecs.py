@@ -204,7 +204,10 @@ def masquerade_session_event(session: Session, event: BaseEvent) -> Awaitable[No
     Called for each event, in order, before the session's subscribers receive it: status
     changes, readiness, transcripts, audio deltas, tool calls and results, errors, and the
     final ``ended`` event. This is the hot path of the session loop: keep implementations
-    cheap, and check ``event.type`` first (audio deltas arrive at 10-50 per second).
+    cheap, and check ``event.type`` first (audio deltas arrive at 10-50 per second). An
+    implementation may carry a ``masquerade_ignores`` frozenset of event types it returns
+    on at once; it is then not called for those at all (the built-in ``logging`` and
+    ``tracing`` observers skip audio and text deltas this way).
 
     :param session: the :class:`~masquerade.Session` the event belongs to.
     :param event: the normalized event (see :mod:`masquerade.events`).
