@@ -119,16 +119,19 @@ class SecretScope:
     __slots__ = ("_values",)
 
     def __init__(self) -> None:
-        self._values: set[str] = set()
+        self._values: set[str] | None = None  # created with the first secret
 
     def __len__(self) -> int:
-        return len(self._values)
+        return len(self._values) if self._values else 0
 
     def add(self, value: str) -> None:
         with _lock:
-            if value in self._values:
+            values = self._values
+            if values is None:
+                values = self._values = set()
+            elif value in values:
                 return
-            self._values.add(value)
+            values.add(value)
             holders = _known.get(value)
             if holders is None:
                 _known[value] = 1
@@ -139,8 +142,8 @@ class SecretScope:
     def release(self) -> None:
         """Stop masking this scope's secrets that no one else holds (idempotent)."""
         with _lock:
-            values, self._values = self._values, set()
-            for value in values:
+            values, self._values = self._values, None
+            for value in values or ():
                 holders = _known.get(value)
                 if holders is None or holders == _PERMANENT:
                     continue

@@ -10,7 +10,9 @@ the per-event loop, tool calls) is :mod:`masquerade.session`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -48,7 +50,7 @@ if TYPE_CHECKING:
     from .runtime import SessionRuntime
     from .session import Session
 
-__all__ = ["SessionBlock", "SessionRun", "Work", "current_session"]
+__all__ = ["SessionBlock", "SessionRun", "SessionTasks", "Work", "current_session"]
 
 logger = logging.getLogger("masquerade.session")
 
@@ -81,9 +83,9 @@ class SessionBlock:
         if not host.running:
             await host.__aenter__()
             self._entered_host = True
-        group = host._task_group
-        assert group is not None
-        group.start_soon(self._session._run, group)
+        tasks = host._session_tasks
+        assert tasks is not None
+        tasks.start(self._session)
         return self._session
 
     async def __aexit__(
@@ -107,6 +109,62 @@ class SessionBlock:
             if self._entered_host:
                 self._entered_host = False
                 await self._host.__aexit__(None, None, None)
+
+
+class SessionTasks:
+    """Where a running host runs its sessions' tasks.
+
+    On asyncio each session's run is a plain asyncio task (an anyio task costs about
+    2.5 KiB more, and a host holds thousands of idle sessions); :meth:`close` ends the
+    ones still running (outcome ``cancelled``) and waits for them before the host's task
+    group closes. On trio they are tasks of the host's group, cancelled with it. Either
+    way helper tasks (observer loops, tool calls) start in the host's group.
+    """
+
+    __slots__ = ("_idle", "_native", "group")
+
+    def __init__(self, group: TaskGroup) -> None:
+        self.group = group
+        try:
+            asyncio.get_running_loop()
+            native = True
+        except RuntimeError:  # trio
+            native = False
+        self._native: dict[asyncio.Task[None], Session] | None = {} if native else None
+        self._idle: anyio.Event | None = None
+
+    def start(self, session: Session) -> None:
+        native = self._native
+        if native is None:
+            self.group.start_soon(session._run, self.group)
+            return
+        task = asyncio.get_running_loop().create_task(session._run(self.group), name=RUN_NAME)
+        native[task] = session
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        native = self._native
+        assert native is not None
+        native.pop(task, None)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("a session's task failed", exc_info=task.exception())
+        if not native and self._idle is not None:
+            self._idle.set()
+
+    async def close(self) -> None:
+        """End the sessions still running (``cancelled``) and wait until they ended."""
+        native = self._native
+        if not native:
+            return
+        for session in list(native.values()):
+            session.end("cancelled")
+        self._idle = anyio.Event()
+        with anyio.CancelScope(shield=True):
+            await self._idle.wait()
+
+
+#: The name of a session's task (as anyio names it on trio).
+RUN_NAME = "masquerade._session_run.SessionRun._run"
 
 
 class Work:
@@ -180,10 +238,10 @@ class SessionRun:
         started_at: datetime
         _handle: ProviderSession | None
         _subs: list[Subscriber]
-        _kept: list[tuple[int, BaseEvent]]
-        _records: dict[str, ToolCallRecord]
-        _client_events: list[dict[str, Any]]
-        _usage: dict[str, Any]
+        _kept: list[BaseEvent]
+        _records: dict[str, ToolCallRecord] | None
+        _client_events: list[dict[str, Any]] | None
+        _usage: dict[str, Any] | None
         _fatal: ErrorEvent | None
         _pending: deque[Awaitable[Any]] | None
         _pending_wakeup: anyio.Event | None
@@ -281,8 +339,15 @@ class SessionRun:
                 finally:
                     await work.stop()
             if scope.cancelled_caught:
-                # Cancelled by end(), or past max_duration (set as this scope's deadline).
-                reason = self._end_reason or "deadline"
+                # Cancelled by end(), or past a deadline of this scope: the provisioning
+                # deadline (while the state is still "provisioning") or max_duration.
+                if self._end_reason is not None:
+                    reason = self._end_reason
+                elif self.state == "provisioning":
+                    reason = "error"
+                    error = ProvisioningTimeout(self.id, self.elapsed, queued=False)
+                else:
+                    reason = "deadline"
         except anyio.get_cancelled_exc_class():
             reason = "cancelled"
             raise
@@ -331,17 +396,21 @@ class SessionRun:
                     failure_code=status.failure_code,
                     hint="check failure_code against the provider's documentation",
                 )
-        with anyio.move_on_after(max(0.001, deadline - anyio.current_time())) as waiting:
-            # None is a valid answer (nothing for a frontend to join, e.g. a session
-            # re-attached after its frontend joined); only running out of time fails.
+        # None is a valid answer (nothing for a frontend to join, e.g. a session
+        # re-attached after its frontend joined); only running out of time fails. The
+        # bound is the deadline of the session's scope (no scope of its own): past it,
+        # _run reports the ProvisioningTimeout (the state is still "provisioning").
+        scope = self._scope
+        assert scope is not None
+        scope.deadline = max(deadline, anyio.current_time() + 0.001)
+        try:
             self.credentials = await handle.join_credentials()
-        if waiting.cancelled_caught:
-            raise ProvisioningTimeout(self.id, self.elapsed, queued=False)
+        finally:
+            scope.deadline = math.inf
         self._set_state("ready")
         self.emit(ReadyEvent(credentials=self.credentials, waited_s=round(self.elapsed, 3)))
         self._set_state("running")
-        scope = self._scope
-        if request.max_duration is not None and scope is not None:
+        if request.max_duration is not None:
             # The call's bound is the deadline of the session's scope (no scope of its
             # own); _run names it "deadline". Its timer keeps a copy of the current
             # context until it would have fired: that copy must not keep the session (an
@@ -441,11 +510,11 @@ class SessionRun:
             if outcome.transcript is not None
             else [
                 TranscriptTurn(role=e.role, text=e.text)
-                for _, e in self._kept
+                for e in self._kept
                 if isinstance(e, TranscriptDone)
             ],
-            tool_calls=list(self._records.values()),
-            client_events=self._client_events,
+            tool_calls=list(self._records.values()) if self._records else [],
+            client_events=self._client_events or [],
             duration_s=outcome.duration_s
             if outcome.duration_s is not None
             else round(self.elapsed, 3),
@@ -454,7 +523,7 @@ class SessionRun:
             error=None if error is None else f"{type(error).__name__}: {error}",
             recording_url=outcome.recording_url,
             extra=dict(outcome.extra),
-            usage=outcome.usage or self._usage,
+            usage=outcome.usage or self._usage or {},
             dropped_audio=self.dropped_audio,
             provider_ended=self._provider_ended,
             started_at=self.started_at,

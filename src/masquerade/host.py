@@ -34,7 +34,7 @@ from anyio.abc import TaskGroup
 
 from . import hookspecs
 from ._redact import redact
-from ._session_run import SessionBlock
+from ._session_run import SessionBlock, SessionTasks
 from .errors import PluginError, ProviderNotFound, ToolDefinitionError
 from .events import BaseEvent, ToolCall, ToolResult
 from .hookspecs import hookimpl
@@ -143,6 +143,7 @@ class Host:
         self.observers_by_kind = _ObserversByKind()
         self._ended_observers: list[Observer] = []
         self._task_group: TaskGroup | None = None
+        self._session_tasks: SessionTasks | None = None
         self._entered = 0
 
         self._register(_ProviderRouter(self), "providers", builtin=True)
@@ -474,6 +475,7 @@ class Host:
             await tg.__aexit__(None, None, None)
             raise
         self._task_group = tg
+        self._session_tasks = SessionTasks(tg)
         self._entered = 1
         return self
 
@@ -486,6 +488,10 @@ class Host:
         self._entered -= 1
         if self._entered:
             return None
+        tasks = self._session_tasks
+        assert tasks is not None
+        await tasks.close()  # sessions still running end through their cancel path
+        self._session_tasks = None
         tg, self._task_group = self._task_group, None
         assert tg is not None
         tg.cancel_scope.cancel()

@@ -119,6 +119,7 @@ class Session(SessionRun):
         "_group",
         "_handle",
         "_kept",
+        "_kept_seqs",
         "_observer_scope",
         "_observers_done",
         "_on_event",
@@ -174,14 +175,16 @@ class Session(SessionRun):
         # What a late subscriber is replayed: the compact record (always), and the last
         # ``request.history`` events when opted in; (sequence number, event) pairs.
         self._seq = 0
-        self._kept: list[tuple[int, BaseEvent]] = []
+        self._kept: list[BaseEvent] = []
+        self._kept_seqs: list[int] | None = [] if request.history else None  # with _window
         self._window: deque[tuple[int, BaseEvent]] | None = (
             deque(maxlen=request.history) if request.history else None
         )
-        self._client_events: list[dict[str, Any]] = []
-        self._calls: dict[str, tuple[anyio.Event, list[ToolResult]]] = {}
-        self._records: dict[str, ToolCallRecord] = {}
-        self._usage: dict[str, Any] = {}
+        # The result's parts, created with their first entry.
+        self._client_events: list[dict[str, Any]] | None = None
+        self._calls: dict[str, tuple[anyio.Event, list[ToolResult]]] | None = None
+        self._records: dict[str, ToolCallRecord] | None = None
+        self._usage: dict[str, Any] | None = None
         # Created when first needed: an idle session holds no queue, event or extra task.
         self._pending: deque[Awaitable[Any]] | None = None  # async observers' awaitables
         self._pending_wakeup: anyio.Event | None = None
@@ -326,7 +329,9 @@ class Session(SessionRun):
 
     def _note(self, kind: str, event: BaseEvent) -> None:
         if kind in _KEPT:
-            self._kept.append((self._seq, event))
+            self._kept.append(event)
+            if self._kept_seqs is not None:
+                self._kept_seqs.append(self._seq)
         if kind == "error":
             assert isinstance(event, ErrorEvent)
             if event.fatal and self._fatal is None:
@@ -334,15 +339,21 @@ class Session(SessionRun):
                 self.end("error")
         elif kind == "client_event":
             assert isinstance(event, ClientEvent)
+            if self._client_events is None:
+                self._client_events = []
             self._client_events.append({"name": event.name, "args": event.args})
         elif kind == "response.done":
             assert isinstance(event, ResponseDone)
             if event.usage:
+                if self._usage is None:
+                    self._usage = {}
                 _add_usage(self._usage, event.usage)
 
     @property
     def usage(self) -> dict[str, Any]:
         """Token usage summed over every ``response.done`` so far (read-only)."""
+        if self._usage is None:
+            self._usage = {}
         return self._usage
 
     async def publish(self, event: BaseEvent) -> None:
@@ -393,13 +404,16 @@ class Session(SessionRun):
         must answer sooner (Runway's ``responseTimeout``): past it, the call is cancelled
         and answered with a ``timeout`` error, and that same answer is recorded.
         """
-        seen = self._calls.get(call.call_id)
+        calls = self._calls
+        if calls is None:
+            calls = self._calls = {}
+        seen = calls.get(call.call_id)
         if seen is not None:
             await seen[0].wait()
             return seen[1][0]
         finished = anyio.Event()
         box: list[ToolResult] = []
-        self._calls[call.call_id] = (finished, box)
+        calls[call.call_id] = (finished, box)
         self.emit(call)
         result: ToolResult | None = None
         found = self.tools.get(call.name)
@@ -425,6 +439,8 @@ class Session(SessionRun):
                     error_type="cancelled",
                 )
             box.append(result)
+            if self._records is None:
+                self._records = {}
             self._records[call.call_id] = ToolCallRecord(
                 call_id=call.call_id,
                 name=call.name,
@@ -463,7 +479,11 @@ class Session(SessionRun):
         if replay:
             window = self._window
             first = window[0][0] if window else self._seq + 1  # (0 when not opted in)
-            sub.buffer.extend(event for seq, event in self._kept if seq < first)
+            seqs = self._kept_seqs
+            if seqs is None:
+                sub.buffer.extend(self._kept)
+            else:
+                sub.buffer.extend(e for seq, e in zip(seqs, self._kept, strict=True) if seq < first)
             if window:
                 sub.buffer.extend(event for _, event in window)
         if self._closed:

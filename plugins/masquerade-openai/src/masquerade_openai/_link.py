@@ -42,6 +42,12 @@ __all__ = ["RealtimeLink", "YIELD"]
 
 logger = logging.getLogger("masquerade_openai")
 
+#: Fields of a session configuration that differ from session to session.
+_OWN_FIELDS = ("id", "expires_at")
+_ABSENT = object()
+#: Session configurations as JSON text, without their _OWN_FIELDS: one string each.
+_CONFIGS: dict[str, str] = {}
+
 #: Marker in the outbox: yield once so a tool task just spawned starts right away.
 YIELD: dict[str, Any] = {}
 
@@ -67,12 +73,13 @@ class RealtimeLink:
         self.provider = provider
         self.options = options
         self.url = url
-        self.headers = dict(headers)
+        self.headers = headers  # read only (the provider shares it between sessions)
         self.ws: WebSocket | None = None
         self.outbox: list[dict[str, Any]] = []
         self.session_id = ""
         self.server_session_ids: list[str] = []
         self._session_config = ""  # as JSON text: a parsed copy would cost kilobytes
+        self._session_own: tuple[Any, ...] | None = None  # its _OWN_FIELDS
         self.close_info: tuple[int, str] | None = None
         self.opened_at = 0.0
         self.expired = False
@@ -86,11 +93,32 @@ class RealtimeLink:
     @property
     def session_config(self) -> dict[str, Any]:
         """The session as the server last confirmed it (a fresh copy per read)."""
-        return json.loads(self._session_config) if self._session_config else {}
+        text = self._session_config
+        if not text:
+            return {}
+        config = json.loads(text)
+        own = self._session_own
+        if own is None:
+            return config  # type: ignore[no-any-return]
+        mine = {k: v for k, v in zip(_OWN_FIELDS, own, strict=True) if v is not _ABSENT}
+        return {**mine, **config}
 
     @session_config.setter
     def session_config(self, value: dict[str, Any]) -> None:
-        self._session_config = json.dumps(value, separators=(",", ":"))
+        # What differs between sessions (the id, the expiry) is kept apart; the rest, as
+        # JSON text, is one string shared by every session the server configured alike.
+        if any(k in value for k in _OWN_FIELDS):
+            self._session_own = tuple(value.get(k, _ABSENT) for k in _OWN_FIELDS)
+            value = {k: v for k, v in value.items() if k not in _OWN_FIELDS}
+        else:
+            self._session_own = None
+        text = json.dumps(value, separators=(",", ":"))
+        shared = _CONFIGS.get(text)
+        if shared is None:
+            if len(_CONFIGS) >= 64:  # bounded: configurations that all differ
+                _CONFIGS.clear()
+            shared = _CONFIGS[text] = text
+        self._session_config = shared
 
     @property
     def on_call(self) -> bool:

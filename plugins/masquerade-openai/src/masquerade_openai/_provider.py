@@ -57,6 +57,7 @@ class OpenAIRealtimeProvider:
         # Validated options by request content: most sessions of a provider ask for the
         # same ones, and the options are immutable, so they are built once and shared.
         self._options: dict[Any, RealtimeOptions] = {}
+        self._headers: dict[tuple[str, int], tuple[RealtimeOptions, dict[str, str]]] = {}
 
     @property
     def __name__(self) -> str:  # the plugin name when registered without one
@@ -98,7 +99,7 @@ class OpenAIRealtimeProvider:
         for the browser's offer (:meth:`OpenAIRealtimeSession.answer_offer`)."""
         options = self.options_for(request)
         key = resolve_api_key(options)
-        headers = {"Authorization": f"Bearer {key}", **options.headers}
+        headers = self._headers_for(key, options)
         webrtc = options.transport == "webrtc"
         session = OpenAIRealtimeSession(
             provider=self.name,
@@ -131,6 +132,19 @@ class OpenAIRealtimeProvider:
                 "which ends with its socket"
             )
         return await self.create(request)
+
+    def _headers_for(self, key: str, options: RealtimeOptions) -> dict[str, str]:
+        """The handshake headers, one dict shared by the sessions of the same key and
+        options (read, never changed)."""
+        cache_key = (key, id(options))
+        found = self._headers.get(cache_key)
+        if found is not None and found[0] is options:
+            return found[1]
+        headers = {"Authorization": f"Bearer {key}", **options.headers}
+        if len(self._headers) >= 256:
+            self._headers.clear()
+        self._headers[cache_key] = (options, headers)
+        return headers
 
     def _tool_schemas(self) -> list[dict[str, Any]] | None:
         """The session's tools in the OpenAI dialect (``None`` outside a masquerade

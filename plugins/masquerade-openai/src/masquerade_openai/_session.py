@@ -27,6 +27,7 @@ It is a thin facade over the parts of a session, each in its own module:
 
 from __future__ import annotations
 
+import copy
 import logging
 import uuid
 from collections.abc import Mapping
@@ -144,8 +145,9 @@ class OpenAIRealtimeSession(RealtimeInput):
 
     @property
     def session_payload(self) -> dict[str, Any]:
-        """The session configuration sent so far (every new connection gets it)."""
-        return self._renewal.session_payload
+        """The session configuration sent so far (every new connection gets it; a copy:
+        sessions of the same options share it)."""
+        return copy.deepcopy(self._renewal.session_payload)
 
     @property
     def reconnects(self) -> int:
@@ -191,11 +193,12 @@ class OpenAIRealtimeSession(RealtimeInput):
         A browser-frontend session opens nothing yet: its configuration (with ``tools``,
         which the call is created with) waits for the browser's offer.
         """
-        payload = self.options.session_payload(
-            self.request.personality if self.request is not None else None
-        )
+        personality = self.request.personality if self.request is not None else None
         if tools:
+            payload = self.options.session_payload(personality)
             payload["tools"] = tools
+        else:  # the same for every session of these options: built once, never changed
+            payload = _shared_payload(self.options, personality)
         self._tools_declared = bool(tools)
         self._renewal.session_payload = payload
         if self._browser is None:
@@ -318,3 +321,22 @@ class OpenAIRealtimeSession(RealtimeInput):
         self._emit = noop_emit  # type: ignore[method-assign]
         self._parts.unbind()
 
+
+
+_PAYLOADS: dict[tuple[int, str | None], tuple[RealtimeOptions, dict[str, Any]]] = {}
+
+
+def _shared_payload(options: RealtimeOptions, instructions: str | None) -> dict[str, Any]:
+    """``options.session_payload(instructions)``, one object per distinct options object
+    and instructions (the provider shares its options between sessions): a session's
+    payload lives as long as the session, and is replaced, never changed, when the
+    session is updated."""
+    key = (id(options), instructions)
+    found = _PAYLOADS.get(key)
+    if found is not None and found[0] is options:
+        return found[1]
+    payload = options.session_payload(instructions)
+    if len(_PAYLOADS) >= 256:  # bounded: options that all differ
+        _PAYLOADS.clear()
+    _PAYLOADS[key] = (options, payload)
+    return payload

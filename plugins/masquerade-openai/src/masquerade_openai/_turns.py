@@ -19,7 +19,6 @@ Handlers queue what they need to send in the link's outbox; the receive loop sen
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -75,7 +74,7 @@ class TurnTaking:
         self.pending: str | None = None
         self.last_create: dict[str, Any] | None = None
         self.last_create_id: str | None = None
-        self.queue: deque[dict[str, Any]] = deque()
+        self.queue: list[dict[str, Any]] = []  # a few entries at most: no deque block
         self.tools_running = 0
         self.bytes_per_ms = options.output_bytes_per_ms()
         self.server_interrupts = options.server_interrupts
@@ -135,7 +134,7 @@ class TurnTaking:
         head = queue[0]
         if head is AUTO and self.tools_running:
             return  # wait for every tool output of this turn before asking again
-        queue.popleft()
+        queue.pop(0)
         eid = event_id()
         self.pending = eid
         self.last_create_id = eid
@@ -165,7 +164,7 @@ class TurnTaking:
                 # keep the request and send it after that response's response.done. (A
                 # response.created may have arrived meanwhile and been taken for ours.)
                 self.last_create_id = None
-                self.queue.appendleft(self.last_create if self.last_create is not None else {})
+                self.queue.insert(0, self.last_create if self.last_create is not None else {})
                 if self.pending == sent_id:
                     self.pending = None
                 if self.active is None:
@@ -186,7 +185,7 @@ class TurnTaking:
             if resume:
                 self.follow_up()
         if self.pending is not None and self.last_create is not None:
-            self.queue.appendleft(self.last_create)
+            self.queue.insert(0, self.last_create)
         self.active = None
         self.pending = None
         self.audio_item = None
