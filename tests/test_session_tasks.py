@@ -15,8 +15,9 @@ from typing import Any
 import anyio
 import pytest
 
-from masquerade import SessionRequest, tool
+from masquerade import SessionRequest, hookimpl, tool
 from masquerade.events import BaseEvent
+from masquerade.provider import ProviderOutcome
 from masquerade.testing import ScriptedProvider
 
 pytestmark = pytest.mark.anyio
@@ -119,3 +120,57 @@ async def test_an_async_observer_gets_its_task_only_when_it_returns_one(make_hos
             s.end()
         assert session_tasks() == Counter()
     assert seen and seen[-1] == "ended"
+
+
+class _HangingCredentials:
+    """A provider session whose join credentials never come."""
+
+    id = "hanging-1"
+    requires_polling = False
+
+    def __init__(self) -> None:
+        self.ended: list[str] = []
+
+    async def poll(self) -> Any:
+        raise AssertionError("not polled")
+
+    async def join_credentials(self) -> None:
+        await anyio.sleep_forever()
+
+    async def connect(self, session: Any) -> None:
+        raise AssertionError("never connected")
+
+    async def end(self, reason: str) -> None:
+        self.ended.append(reason)
+
+    async def result(self) -> ProviderOutcome:
+        return ProviderOutcome()
+
+
+class _HangingProvider:
+    name = "hanging"
+    __name__ = "hanging"
+
+    def __init__(self) -> None:
+        self.sessions: list[_HangingCredentials] = []
+
+    async def create(self, request: SessionRequest) -> _HangingCredentials:
+        self.sessions.append(_HangingCredentials())
+        return self.sessions[-1]
+
+    @hookimpl
+    def masquerade_register_providers(self, register: Any) -> None:
+        register(self)
+
+
+async def test_join_credentials_are_bounded_by_the_provisioning_timeout(make_host: Any) -> None:
+    # The bound is the session's own scope (no scope of its own): past it the session
+    # fails with a provisioning timeout, and its cancel path still ends it at the provider.
+    provider = _HangingProvider()
+    request = SessionRequest(provider="hanging", provisioning_timeout=0.2)
+    with anyio.fail_after(10):
+        result = await make_host(provider).run_session(request)
+    assert result.outcome == "failed" and result.reason == "error"
+    assert "still provisioning" in (result.failure or "")
+    assert provider.sessions[0].ended == ["error"]
+    assert result.provider_ended is True

@@ -80,6 +80,9 @@ class RealtimeLink:
         self.server_session_ids: list[str] = []
         self._session_config = ""  # as JSON text: a parsed copy would cost kilobytes
         self._session_own: tuple[Any, ...] | None = None  # its _OWN_FIELDS
+        # The handshake's confirmed configuration, stored already: the receive loop
+        # dispatches the same event later (see forget_handshake).
+        self._stored: dict[str, Any] | None = None
         self.close_info: tuple[int, str] | None = None
         self.opened_at = 0.0
         self.expired = False
@@ -105,6 +108,9 @@ class RealtimeLink:
 
     @session_config.setter
     def session_config(self, value: dict[str, Any]) -> None:
+        if value is self._stored:
+            self._stored = None
+            return  # the handshake stored this very configuration
         # What differs between sessions (the id, the expiry) is kept apart; the rest, as
         # JSON text, is one string shared by every session the server configured alike.
         if any(k in value for k in _OWN_FIELDS):
@@ -218,6 +224,7 @@ class RealtimeLink:
                 session = data.get("session")
                 if isinstance(session, dict):
                     self.session_config = session
+                    self._stored = session
                 return early
             elif kind == "error":
                 found = data.get("error")
@@ -262,6 +269,10 @@ class RealtimeLink:
                 self.session_id = sid
         if not self.session_id:
             self.session_id = f"rt_{uuid.uuid4().hex[:16]}"
+
+    def forget_handshake(self) -> None:
+        """The handshake's events were dispatched (or dropped): hold none of them."""
+        self._stored = None
 
     # ------------------------------------------------------------ sending
     async def send(self, event: dict[str, Any], *, early: bool = False) -> None:

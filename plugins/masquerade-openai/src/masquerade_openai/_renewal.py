@@ -149,6 +149,7 @@ class Renewal:
                 replayed = await self._replay(ws)
             for data in early:
                 self.translator.dispatch(data)
+            link.forget_handshake()
         finally:
             self.reconnecting = False
         up.set()

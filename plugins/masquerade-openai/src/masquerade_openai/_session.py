@@ -273,6 +273,7 @@ class OpenAIRealtimeSession(RealtimeInput):
             for data in early:
                 self._translator.dispatch(data)
             del early, data  # the handshake's payloads are not kept for the call's life
+            link.forget_handshake()
             request = self.request
             if request is not None and request.start_script:
                 self._turns.request({"instructions": f"Say exactly: {request.start_script}"})
