@@ -335,7 +335,9 @@ class SessionRun:
                 # before the cancel path runs.
                 self._work = work = Work(group)
                 try:
-                    await self._provision_and_connect()
+                    # No frame of the provisioning stays on the stack for the call.
+                    handle = await self._provision()
+                    await handle.connect(cast("Session", self))
                 finally:
                     await work.stop()
             if scope.cancelled_caught:
@@ -365,7 +367,9 @@ class SessionRun:
             if self._observer_scope is not None:
                 self._observer_scope.cancel()
 
-    async def _provision_and_connect(self) -> None:
+    async def _provision(self) -> ProviderSession:
+        """Create the provider session, wait until it is ready, hand out the join
+        credentials; returns the handle to connect (the bound of the call set)."""
         request = self.request
         self._set_state("provisioning")
         _current.set(cast("Session", self))  # this task's own context: no reset needed
@@ -408,7 +412,9 @@ class SessionRun:
         finally:
             scope.deadline = math.inf
         self._set_state("ready")
-        self.emit(ReadyEvent(credentials=self.credentials, waited_s=round(self.elapsed, 3)))
+        self.emit(ReadyEvent.model_construct(  # built from trusted values; one shared fields set
+            _READY_FIELDS, credentials=self.credentials, waited_s=round(self.elapsed, 3)
+        ))
         self._set_state("running")
         if request.max_duration is not None:
             # The call's bound is the deadline of the session's scope (no scope of its
@@ -418,7 +424,7 @@ class SessionRun:
             _current.set(None)
             scope.deadline = min(scope.deadline, anyio.current_time() + request.max_duration)
             _current.set(cast("Session", self))
-        await handle.connect(cast("Session", self))
+        return handle
 
     async def _finish(self, reason: str, error: BaseException | None) -> None:
         if self._cancel_path_ran:  # exactly once, whatever called it
@@ -532,6 +538,8 @@ class SessionRun:
 
 
 _STATE_EVENTS: dict[str, StatusEvent] = {}
+# Shared by every ready event (pydantic copies it before changing it; events are frozen).
+_READY_FIELDS = {"credentials", "waited_s"}
 
 
 def _unwrap(exc: Exception) -> Exception:

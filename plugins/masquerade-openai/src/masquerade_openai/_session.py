@@ -248,7 +248,10 @@ class OpenAIRealtimeSession(RealtimeInput):
         if self.call_id:
             public["callId"] = self.call_id
         kind = "webrtc" if self._browser else "sip" if self.call_id else "websocket"
-        return JoinCredentials(provider=self.provider, kind=kind, public=public)
+        # Built from trusted values, with one fields set shared by every session.
+        return JoinCredentials.model_construct(
+            _JOIN_FIELDS, provider=self.provider, kind=kind, public=public
+        )
 
     async def connect(self, session: Session) -> None:
         """Run the call: declare the tools, then read events until the conversation ends."""
@@ -324,6 +327,7 @@ class OpenAIRealtimeSession(RealtimeInput):
 
 
 
+_JOIN_FIELDS = {"provider", "kind", "public"}
 _PAYLOADS: dict[tuple[int, str | None], tuple[RealtimeOptions, dict[str, Any]]] = {}
 
 

@@ -12,7 +12,6 @@ usually costs a wake-up rather than a new task.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -81,7 +80,7 @@ class ToolRoundTrip:
         # Calls are run by runner tasks of the session's task group: a runner that has
         # answered its call waits for the next one (one waits at most), so a turn's call
         # costs a wake-up rather than a new task. Calls that overlap get a runner each.
-        self._calls: deque[tuple[str, str, dict[str, Any] | str]] = deque()
+        self._calls: list[tuple[str, str, dict[str, Any] | str]] = []  # no deque block
         self._idle: anyio.Event | None = None
 
     # ------------------------------------------------------------ handlers
@@ -159,7 +158,7 @@ class ToolRoundTrip:
                     # re-raised, so no traceback keeps this task's frames (and with them
                     # the session) alive after the end.
                     return
-            call = calls.popleft()
+            call = calls.pop(0)
 
     async def _run(self, call_id: str, name: str, arguments: dict[str, Any] | str) -> None:
         session = self.session
