@@ -198,8 +198,7 @@ async def child_main(args: argparse.Namespace) -> None:
         transcription=None,
         turn_detection=None,
         output_modalities=["text"],
-        renewal={"renew_after": None},
-    )
+    )  # default renewal options: each session renews after 55 minutes, as a user's would
     async with Host(plugins=[provider], load_entrypoints=False) as host:
         child.host = host
         await child.run(hold_masquerade)

@@ -174,3 +174,53 @@ async def test_join_credentials_are_bounded_by_the_provisioning_timeout(make_hos
     assert "still provisioning" in (result.failure or "")
     assert provider.sessions[0].ended == ["error"]
     assert result.provider_ended is True
+
+
+def renewal_tasks() -> int:
+    return sum(1 for t in anyio.get_running_tasks() if t.name == "openai session renewal")
+
+
+async def test_an_idle_openai_session_with_default_renewal_runs_one_task(
+    fast_poller: Any,
+) -> None:
+    # Proactive renewal (on by default, after 55 minutes) is a deadline on the receive
+    # loop, not a timer task per session.
+    masquerade_openai = pytest.importorskip("masquerade_openai")
+    emulator_module = pytest.importorskip("masquerade_openai.emulator")
+    from masquerade import Host
+
+    with emulator_module.OpenAIRealtimeEmulator() as emulator:
+        provider = emulator.provider(close_timeout=1.0, open_timeout=15.0,
+                                     handshake_timeout=15.0)
+        host = Host(plugins=[provider], load_entrypoints=False, poller=fast_poller)
+        async with host, host.session(SessionRequest(provider="openai")) as s:
+            rt = await masquerade_openai.wait_realtime(s)
+            assert rt.options.renewal.enabled and rt.options.renewal.renew_after
+            await wait_until(lambda: s.state == "running")
+            assert session_tasks() == Counter({"run": 1})
+            assert renewal_tasks() == 0
+            s.end()
+
+
+async def test_a_renewal_task_exists_only_while_a_renewal_is_due(fast_poller: Any) -> None:
+    masquerade_openai = pytest.importorskip("masquerade_openai")
+    emulator_module = pytest.importorskip("masquerade_openai.emulator")
+    from masquerade import Host
+
+    with emulator_module.OpenAIRealtimeEmulator() as emulator:
+        provider = emulator.provider(close_timeout=1.0, open_timeout=15.0,
+                                     handshake_timeout=15.0,
+                                     renewal={"renew_after": 0.5, "idle_grace": 1.0})
+        host = Host(plugins=[provider], load_entrypoints=False, poller=fast_poller)
+        async with host, host.session(SessionRequest(provider="openai")) as s:
+            rt = await masquerade_openai.wait_realtime(s)
+            assert renewal_tasks() == 0 and rt.reconnects == 0
+            # Past the deadline, the receive loop starts the renewal task; it renews the
+            # idle session and ends; the new socket gets its own deadline.
+            await wait_until(lambda: rt.reconnects == 1)
+            await wait_until(lambda: renewal_tasks() == 0)
+            await wait_until(lambda: rt.reconnects == 2)
+            await wait_until(lambda: renewal_tasks() == 0)
+            assert session_tasks() == Counter({"run": 1})
+            s.end()
+        assert s.result is not None and s.result.outcome == "completed"

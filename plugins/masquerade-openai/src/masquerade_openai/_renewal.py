@@ -6,8 +6,9 @@ closed connection means: after a recoverable close code or an expiry it reconnec
 backoff, within :class:`~masquerade_openai.RenewalPolicy`), configures the new session
 like the first one and replays the conversation (sessions attached to a call by
 ``call_id`` re-attach to the same call and replay nothing); a clean close ends the call;
-anything else fails it with a clear error. A timer renews the connection proactively at
-the first idle moment after ``renew_after`` seconds.
+anything else fails it with a clear error. The connection is renewed proactively at the
+first idle moment after ``renew_after`` seconds: the receive loop reads under that
+deadline, and a renewal task exists only once it has passed.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import anyio
 
-from masquerade import ProviderError
+from masquerade import ProviderError, SessionClosed
 from masquerade.events import ErrorEvent, ProviderEvent
 
 from ._conversation import RealtimeConversation
@@ -34,6 +35,7 @@ from ._turns import TurnTaking
 __all__ = ["Renewal"]
 
 _provider_event = builder(ProviderEvent)
+_NEVER = object()
 
 
 class Renewal:
@@ -68,15 +70,36 @@ class Renewal:
         self.reconnects = 0
         self.reconnecting = False
         self.session_payload: dict[str, Any] = {}
+        # The socket a renewal task was started for (see run); _NEVER once one failed.
+        self._renewing: object = None
 
     async def run(self) -> None:
-        """Read events until the conversation ends, renewing the connection as needed."""
+        """Read events until the conversation ends, renewing the connection as needed.
+
+        Proactive renewal costs an idle session no task: the current socket is read under
+        a deadline (``renew_after`` after it opened), and only when the deadline passes
+        does a renewal task start (:meth:`timer`), which waits for an idle moment and
+        renews while this loop goes on reading.
+        """
         link = self.link
+        read = self.translator.read
+        policy = self.options.renewal
+        renew_after = policy.renew_after if policy.enabled else None
         while True:
             ws = link.ws
             assert ws is not None
             try:
-                await self.translator.read(ws)
+                if renew_after is None or self._renewing is ws or self._renewing is _NEVER:
+                    await read(ws)
+                    continue
+                left = link.opened_at + renew_after - time.monotonic()
+                with anyio.move_on_after(left) as scope:
+                    # Hands back before sending what handlers queued: the deadline only
+                    # ever interrupts a wait for the next frame, never a send.
+                    await read(ws, hand_back=True)
+                if scope.cancelled_caught:
+                    self._start_timer(ws)
+                await link.flush()
             except ConnectionClosed as exc:
                 if link.closing:
                     return
@@ -90,6 +113,17 @@ class Renewal:
                 link.close_info = (code, reason)
                 if not await self.recover(code, reason):
                     return
+
+    def _start_timer(self, ws: WebSocket) -> None:
+        """``renew_after`` has passed on ``ws``: start the task that renews it."""
+        self._renewing = ws  # read on without a deadline until the socket changes
+        session = self.translator.session
+        if session is None or self.link.closing:
+            return
+        try:
+            session.spawn(self.timer, ws, name="openai session renewal")
+        except SessionClosed:
+            pass  # the session is ending: nothing to renew
 
     async def recover(self, code: int, reason: str) -> bool:
         """Decide what a closed connection means; ``True`` when the call goes on."""
@@ -200,30 +234,22 @@ class Renewal:
             count += 1
         return count
 
-    async def timer(self) -> None:
-        """Renew the connection before the server's session time limit, when idle."""
+    async def timer(self, ws: WebSocket) -> None:
+        """Renew ``ws``, whose ``renew_after`` has passed, at its first idle moment (or
+        after ``idle_grace`` seconds); a failed renewal ends proactive renewal."""
         policy = self.options.renewal
         link = self.link
         turns = self.turns
-        assert policy.renew_after is not None
-        while not link.closing:
-            due = link.opened_at + policy.renew_after
-            wait = due - time.monotonic()
-            if wait > 0:
-                await anyio.sleep(wait)
-                continue
-            with anyio.move_on_after(policy.idle_grace):
-                # Idleness depends on many state changes (responses, tools, playback
-                # time): polling it every 50 ms is simpler than signalling each one.
-                while turns.mid_turn() or self.reconnecting or turns.playing():  # noqa: ASYNC110
-                    await anyio.sleep(0.05)
-            if link.closing:
-                return
-            if self.reconnecting or time.monotonic() < link.opened_at + policy.renew_after:
-                continue  # a reconnection happened meanwhile: its socket is fresh
-            try:
-                await self.reconnect("the session is approaching its time limit")
-            except ProviderError as exc:
-                self.emit(ErrorEvent(code=exc.code or "renewal_failed", message=exc.message,
-                                     fatal=True))
-                return
+        with anyio.move_on_after(policy.idle_grace):
+            # Idleness depends on many state changes (responses, tools, playback
+            # time): polling it every 50 ms is simpler than signalling each one.
+            while turns.mid_turn() or self.reconnecting or turns.playing():  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+        if link.closing or self.reconnecting or link.ws is not ws:
+            return  # a reconnection happened meanwhile: its socket is fresh
+        try:
+            await self.reconnect("the session is approaching its time limit")
+        except ProviderError as exc:
+            self.emit(ErrorEvent(code=exc.code or "renewal_failed", message=exc.message,
+                                 fatal=True))
+            self._renewing = _NEVER  # no further proactive renewal

@@ -281,8 +281,6 @@ class OpenAIRealtimeSession(RealtimeInput):
             if request is not None and request.start_script:
                 self._turns.request({"instructions": f"Say exactly: {request.start_script}"})
             await link.flush()
-            if self.options.renewal.enabled and self.options.renewal.renew_after:
-                session.spawn(self._renewal.timer, name="openai session renewal")
             await self._renewal.run()
         finally:
             self.conversation.close()

@@ -107,8 +107,13 @@ class EventTranslator:
         self.turns.on_speech_stopped(data)
 
     # ------------------------------------------------------------ the receive loop
-    async def read(self, ws: WebSocket) -> None:
-        """Handle frames from ``ws`` until it closes (raises ``ConnectionClosed``)."""
+    async def read(self, ws: WebSocket, *, hand_back: bool = False) -> None:
+        """Handle frames from ``ws`` until it closes (raises ``ConnectionClosed``).
+
+        With ``hand_back``, returns instead of sending what a frame's handlers queued
+        (the caller flushes the outbox), so a deadline around this call can only end a
+        wait for the next frame.
+        """
         recv = ws.recv
         loads = json.loads
         handlers = self.handlers
@@ -132,6 +137,8 @@ class EventTranslator:
             except Exception as exc:
                 self._handler_failed(raw, data, exc)
             if outbox:
+                if hand_back:
+                    return
                 await flush()
             # (_pressured first: one attribute read per frame instead of a property call)
             if session is not None and session._pressured and session.under_pressure:
