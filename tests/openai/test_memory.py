@@ -35,3 +35,19 @@ async def test_ended_session_is_freed_by_refcount(
         await anyio.lowlevel.checkpoint()
         alive = [r() for r in refs if r() is not None]
         assert not alive, [type(o).__name__ for o in alive]
+
+
+async def test_an_open_connection_keeps_no_handshake_headers(
+    provider: OpenAIRealtimeProvider, host_for: Callable[..., Host]
+) -> None:
+    # websockets keeps the handshake's request and response for the connection's life:
+    # two header maps per idle session, one of them with the Authorization header.
+    async with host_for(provider) as host, host.session(SessionRequest(provider="openai")) as s:
+        rt = await masquerade_openai.wait_realtime(s)
+        ws = rt._link.ws
+        connection = getattr(ws, "_connection", ws)  # trio's wrapper, or the connection
+        assert connection.request is None
+        assert connection.response is not None and not connection.response.headers
+        await rt.send_text("hello")  # the connection still works
+        await collect(s, count("response.done"))
+        s.end()

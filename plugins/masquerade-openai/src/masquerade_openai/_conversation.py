@@ -23,9 +23,12 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import anyio
+
+from ._shared import EMPTY
 
 __all__ = ["ConversationItem", "RealtimeConversation"]
 
@@ -284,7 +287,7 @@ class RealtimeConversation:
         self._items: list[ConversationItem] = []
         self._by_id: dict[str, ConversationItem] = {}
         self._completed: list[ConversationItem] = []
-        self._completed_ids: set[str] = set()
+        self._completed_ids: AbstractSet[str] = EMPTY  # a set from the first add
         self._cursor = 0
         self._completed_cursor = 0
         self._changed: anyio.Event | None = None
@@ -379,8 +382,11 @@ class RealtimeConversation:
     def mark_completed(self, item: ConversationItem) -> None:
         if item.status == "in_progress":
             item.status = "completed"
-        if item.id not in self._completed_ids:
-            self._completed_ids.add(item.id)
+        ids = self._completed_ids
+        if item.id not in ids:
+            if not isinstance(ids, set):
+                ids = self._completed_ids = set()
+            ids.add(item.id)
             self._completed.append(item)
             self._notify()
 
@@ -411,5 +417,5 @@ class RealtimeConversation:
         self._items.clear()
         self._by_id.clear()
         self._completed.clear()
-        self._completed_ids.clear()
+        self._completed_ids = EMPTY
         self._cursor = self._completed_cursor = 0

@@ -222,6 +222,8 @@ class Renewal:
         """Recreate the conversation in the new server session, oldest item first."""
         count = 0
         replaying = self.translator.replaying
+        if not isinstance(replaying, set):
+            replaying = self.translator.replaying = set()
         for item in self.conversation.items():
             if not item.completed and item.type != "function_call_output":
                 continue

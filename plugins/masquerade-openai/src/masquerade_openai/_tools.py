@@ -13,6 +13,7 @@ usually costs a wake-up rather than a new task.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -24,7 +25,7 @@ from masquerade.events import ProviderEvent, ToolCall, decode_json
 from ._conversation import RealtimeConversation
 from ._fast import builder
 from ._link import YIELD, RealtimeLink
-from ._shared import event_id, item_id, noop_emit
+from ._shared import EMPTY, event_id, item_id, noop_emit
 from ._transport import ConnectionClosed
 from ._turns import TurnTaking
 
@@ -76,7 +77,7 @@ class ToolRoundTrip:
         self.abandoned = turns.abandoned  # the same set: responses whose calls never run
         self.emit: Callable[[Any], Any] = noop_emit
         self.session: Session | None = None
-        self.seen: set[str] = set()
+        self.seen: AbstractSet[str] = EMPTY  # a set from the first add
         # Calls are run by runner tasks of the session's task group: a runner that has
         # answered its call waits for the next one (one waits at most), so a turn's call
         # costs a wake-up rather than a new task. Calls that overlap get a runner each.
@@ -122,7 +123,10 @@ class ToolRoundTrip:
         session = self.session
         if session is None:
             return
-        self.seen.add(call_id)
+        seen = self.seen
+        if not isinstance(seen, set):
+            seen = self.seen = set()
+        seen.add(call_id)
         arguments = _arguments(payload.get("arguments"))
         if session.state == "ended":
             return  # the session is ending: the call gets no answer to send

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any
 
 from masquerade import redact
@@ -27,7 +28,7 @@ from ._conversation import ConversationItem, RealtimeConversation
 from ._fast import builder, positional_builder, shallow_text
 from ._link import RealtimeLink
 from ._options import RealtimeOptions
-from ._shared import FATAL_CODES, noop_emit
+from ._shared import EMPTY, FATAL_CODES, noop_emit
 from ._tools import ToolRoundTrip
 from ._transport import WebSocket
 from ._turns import TurnTaking
@@ -72,8 +73,9 @@ class EventTranslator:
         self.emit: Callable[[Any], Any] = noop_emit
         #: The masquerade session, once connected: its backpressure pauses the reader.
         self.session: Session | None = None
-        self.replaying: set[str] = set()
-        self._announced: set[str] = set()
+        # (sets from their first add)
+        self.replaying: AbstractSet[str] = EMPTY
+        self._announced: AbstractSet[str] = EMPTY
         self._text_item: ConversationItem | None = None  # the item text deltas go to
         self.tools = tools
         self.handlers = _HANDLERS  # emptied once the session ended
@@ -235,7 +237,9 @@ class EventTranslator:
         if stored is not None:
             self.conversation.mark_completed(stored)
             self._announce_text_item(stored)
-            self.replaying.discard(stored.id)
+            replaying = self.replaying
+            if isinstance(replaying, set):
+                replaying.discard(stored.id)
         self._raw(data)
 
     def _announce_text_item(self, item: ConversationItem) -> None:
@@ -249,7 +253,10 @@ class EventTranslator:
             and item.id not in self._announced
             and not item.id.startswith("item_msq_")
         ):
-            self._announced.add(item.id)  # once: conversation.item.done follows .added
+            announced = self._announced
+            if not isinstance(announced, set):
+                announced = self._announced = set()
+            announced.add(item.id)  # once: conversation.item.done follows .added
             self.emit(_transcript_done({"type": "transcript.done", "role": item.role,
                                         "text": item.text, "turn": item.id}))
 

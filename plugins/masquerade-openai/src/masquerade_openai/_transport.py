@@ -126,7 +126,9 @@ async def open_websocket(
             return await _open_trio(url, kwargs)
         from websockets.asyncio.client import connect
 
-        return await connect(url, **kwargs)
+        connection = await connect(url, **kwargs)
+        _forget_handshake(connection)
+        return connection
     except InvalidStatus as exc:
         ephemeral = any(
             str(value).startswith("Bearer ek_")
@@ -310,6 +312,7 @@ class _TrioSocket:
     """
 
     def __init__(self, connection: Any) -> None:
+        _forget_handshake(connection)
         self._connection = connection
         self.recv = connection.recv
         self.send = connection.send
@@ -324,6 +327,18 @@ class _TrioSocket:
     @property
     def close_reason(self) -> str | None:
         return self._connection.close_reason  # type: ignore[no-any-return]
+
+
+def _forget_handshake(connection: Any) -> None:
+    """Drop the handshake's request and response, which websockets keeps for the
+    connection's life: two header maps (about 3 KiB per idle session), one of them with
+    the ``Authorization`` header. Nothing reads them once the connection is open. The
+    maps are emptied in place (the parser still holds the response), and the response
+    stays: a connection without one would take the next frame for it."""
+    for message in (connection.request, connection.response):
+        if message is not None:
+            message.headers.clear()
+    connection.request = None
 
 
 def where_of(url: str) -> str:

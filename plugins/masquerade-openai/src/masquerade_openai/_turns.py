@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from masquerade.events import (
@@ -33,7 +34,7 @@ from masquerade.events import (
 from ._conversation import ConversationItem, RealtimeConversation
 from ._fast import builder, positional_builder
 from ._options import RealtimeOptions
-from ._shared import event_id, noop_emit
+from ._shared import EMPTY, event_id, noop_emit
 
 __all__ = ["TurnTaking", "AUTO"]
 
@@ -83,7 +84,7 @@ class TurnTaking:
         self.audio_started = 0.0
         self.played: dict[str, int] = {}
         self.abandoned: set[str] = set()
-        self.barged: set[str] = set()
+        self.barged: AbstractSet[str] = EMPTY  # a set from the first add
 
     # ------------------------------------------------------------ state
     @property
@@ -200,7 +201,10 @@ class TurnTaking:
                 assert event is not None
                 self.outbox.append(event)
             self.abandoned.add(response)
-            self.barged.add(response)
+            barged = self.barged
+            if not isinstance(barged, set):
+                barged = self.barged = set()
+            barged.add(response)
         item = self.audio_item
         if item is None or item.truncated_ms is not None or not item.audio_chars:
             return
@@ -255,8 +259,9 @@ class TurnTaking:
             if ids & barged and status == "cancelled":
                 reason = "turn_detected"
             dropped = bool(ids & abandoned)
-            barged -= ids  # in place: the translator and the tools share these sets
-            abandoned -= ids
+            if isinstance(barged, set):
+                barged -= ids
+            abandoned -= ids  # in place: the translator and the tools share this set
         usage = response.get("usage")
         if not isinstance(usage, dict):
             usage = None  # (the masquerade session sums what the response.done events carry)
