@@ -283,6 +283,12 @@ class RealtimeConversation:
     so a loop over them never misses an item.
     """
 
+    # Slots: thousands of idle sessions each hold one of these.
+    __slots__ = (
+        "_by_id", "_changed", "_completed", "_completed_cursor", "_completed_ids",
+        "_cursor", "_items", "closed",
+    )
+
     def __init__(self) -> None:
         self._items: list[ConversationItem] = []
         self._by_id: dict[str, ConversationItem] = {}

@@ -67,6 +67,13 @@ class RealtimeLink:
         closing: the session is ending; nothing more is sent.
     """
 
+    # Slots: thousands of idle sessions each hold one of these.
+    __slots__ = (
+        "_flushing", "_session_config", "_session_own", "_stored", "close_info", "closing",
+        "configured", "expired", "headers", "link_up", "opened_at", "options", "outbox",
+        "provider", "server_session_ids", "session_id", "url", "ws",
+    )
+
     def __init__(
         self, *, provider: str, options: RealtimeOptions, url: str, headers: Mapping[str, str]
     ) -> None:

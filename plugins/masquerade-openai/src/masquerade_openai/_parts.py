@@ -39,6 +39,11 @@ def _no_tool(call: Mapping[str, Any]) -> None:
 class SessionParts:
     """Every part of one session, wired."""
 
+    # Slots: thousands of idle sessions each hold one of these.
+    __slots__ = (
+        "browser", "link", "renewal", "tools", "translator", "turns",
+    )
+
     def __init__(
         self,
         *,

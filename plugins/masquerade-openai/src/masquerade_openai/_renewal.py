@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -48,6 +48,12 @@ class Renewal:
         reconnecting: a reconnection is under way.
     """
 
+    # Slots: thousands of idle sessions each hold one of these.
+    __slots__ = (
+        "_renewing", "call_id", "conversation", "emit", "link", "options", "provider",
+        "reconnecting", "reconnects", "session_payload", "translator", "turns",
+    )
+
     def __init__(
         self,
         *,
@@ -73,46 +79,54 @@ class Renewal:
         # The socket a renewal task was started for (see run); _NEVER once one failed.
         self._renewing: object = None
 
-    async def run(self) -> None:
-        """Read events until the conversation ends, renewing the connection as needed.
+    async def run(self, start: Awaitable[None] | None = None) -> None:
+        """Read events until the conversation ends, renewing the connection as needed;
+        ``start`` (the start of the call) is awaited first. The conversation is closed
+        when this returns.
 
         Proactive renewal costs an idle session no task: the current socket is read under
         a deadline (``renew_after`` after it opened), and only when the deadline passes
         does a renewal task start (:meth:`timer`), which waits for an idle moment and
         renews while this loop goes on reading.
         """
-        link = self.link
-        read = self.translator.read
-        policy = self.options.renewal
-        renew_after = policy.renew_after if policy.enabled else None
-        while True:
-            ws = link.ws
-            assert ws is not None
-            try:
-                if renew_after is None or self._renewing is ws or self._renewing is _NEVER:
-                    await read(ws)
-                    continue
-                left = link.opened_at + renew_after - time.monotonic()
-                with anyio.move_on_after(left) as scope:
-                    # Hands back before sending what handlers queued: the deadline only
-                    # ever interrupts a wait for the next frame, never a send.
-                    await read(ws, hand_back=True)
-                if scope.cancelled_caught:
-                    self._start_timer(ws)
-                await link.flush()
-            except ConnectionClosed as exc:
-                if link.closing:
-                    return
-                if link.ws is not ws:
-                    continue  # a renewal replaced this connection
-                if self.reconnecting:  # a renewal is under way: it brings the new socket
-                    assert link.link_up is not None
-                    await link.link_up.wait()
-                    continue
-                code, reason = close_code_of(exc)
-                link.close_info = (code, reason)
-                if not await self.recover(code, reason):
-                    return
+        try:
+            if start is not None:
+                await start
+                del start  # its frame is not kept for the call's life
+            link = self.link
+            read = self.translator.read
+            policy = self.options.renewal
+            renew_after = policy.renew_after if policy.enabled else None
+            while True:
+                ws = link.ws
+                assert ws is not None
+                try:
+                    if renew_after is None or self._renewing is ws or self._renewing is _NEVER:
+                        await read(ws)
+                        continue
+                    left = link.opened_at + renew_after - time.monotonic()
+                    with anyio.move_on_after(left) as scope:
+                        # Hands back before sending what handlers queued: the deadline only
+                        # ever interrupts a wait for the next frame, never a send.
+                        await read(ws, hand_back=True)
+                    if scope.cancelled_caught:
+                        self._start_timer(ws)
+                    await link.flush()
+                except ConnectionClosed as exc:
+                    if link.closing:
+                        return
+                    if link.ws is not ws:
+                        continue  # a renewal replaced this connection
+                    if self.reconnecting:  # a renewal is under way: it brings the new socket
+                        assert link.link_up is not None
+                        await link.link_up.wait()
+                        continue
+                    code, reason = close_code_of(exc)
+                    link.close_info = (code, reason)
+                    if not await self.recover(code, reason):
+                        return
+        finally:
+            self.conversation.close()
 
     def _start_timer(self, ws: WebSocket) -> None:
         """``renew_after`` has passed on ``ws``: start the task that renews it."""

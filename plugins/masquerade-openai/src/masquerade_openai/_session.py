@@ -30,7 +30,7 @@ from __future__ import annotations
 import copy
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 
 from masquerade import ConfigurationError, ProviderError
@@ -253,37 +253,41 @@ class OpenAIRealtimeSession(RealtimeInput):
             _JOIN_FIELDS, provider=self.provider, kind=kind, public=public
         )
 
-    async def connect(self, session: Session) -> None:
-        """Run the call: declare the tools, then read events until the conversation ends."""
+    def connect(self, session: Session) -> Coroutine[Any, Any, None]:
+        """Run the call: declare the tools, then read events until the conversation ends.
+
+        The receive loop itself (:meth:`Renewal.run`) is the coroutine returned, with the
+        start of the call as its first step: no frame of this method stays suspended
+        for the call's life (thousands of idle sessions each hold their chain of frames).
+        """
+        return self._renewal.run(self._start(session))
+
+    async def _start(self, session: Session) -> None:
+        """Declare the tools, dispatch the handshake's events, send what is queued."""
         self._session = session
         # One call less per event on the hot path: every part calls the session's emit.
         self._emit = self._parts.bind(session)  # type: ignore[method-assign,assignment]
         register(session.id, self)
         link = self._link
-        try:
-            tools = [session.host.tool_schema(t, "openai") for t in session.tools.values()]
-            if tools and not self._tools_declared:
-                update = {"type": "realtime", "tools": tools}
-                renewal = self._renewal
-                renewal.session_payload = deep_merge(renewal.session_payload, update)
-                await link.send(
-                    {"type": "session.update", "event_id": event_id(), "session": update},
-                    early=True,
-                )
-            assert link.configured is not None
-            link.configured.set()
-            early, self._early = self._early, []
-            for data in early:
-                self._translator.dispatch(data)
-            del early, data  # the handshake's payloads are not kept for the call's life
-            link.forget_handshake()
-            request = self.request
-            if request is not None and request.start_script:
-                self._turns.request({"instructions": f"Say exactly: {request.start_script}"})
-            await link.flush()
-            await self._renewal.run()
-        finally:
-            self.conversation.close()
+        tools = [session.host.tool_schema(t, "openai") for t in session.tools.values()]
+        if tools and not self._tools_declared:
+            update = {"type": "realtime", "tools": tools}
+            renewal = self._renewal
+            renewal.session_payload = deep_merge(renewal.session_payload, update)
+            await link.send(
+                {"type": "session.update", "event_id": event_id(), "session": update},
+                early=True,
+            )
+        assert link.configured is not None
+        link.configured.set()
+        early, self._early = self._early, []
+        for data in early:
+            self._translator.dispatch(data)
+        link.forget_handshake()
+        request = self.request
+        if request is not None and request.start_script:
+            self._turns.request({"instructions": f"Say exactly: {request.start_script}"})
+        await link.flush()
 
     async def end(self, reason: str) -> None:
         """Close the websocket (and hang up the call for ``call_id`` sessions)."""

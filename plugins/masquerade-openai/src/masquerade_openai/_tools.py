@@ -68,13 +68,18 @@ class ToolRoundTrip:
         seen: the call ids already started (or refused because the session was ending).
     """
 
+    # Slots: thousands of idle sessions each hold one of these.
+    __slots__ = (
+        "_calls", "_idle", "conversation", "emit", "link", "seen", "session",
+        "turns",
+    )
+
     def __init__(
         self, link: RealtimeLink, turns: TurnTaking, conversation: RealtimeConversation
     ) -> None:
         self.link = link
         self.turns = turns
         self.conversation = conversation
-        self.abandoned = turns.abandoned  # the same set: responses whose calls never run
         self.emit: Callable[[Any], Any] = noop_emit
         self.session: Session | None = None
         self.seen: AbstractSet[str] = EMPTY  # a set from the first add
@@ -105,7 +110,7 @@ class ToolRoundTrip:
             call["name"] = call["name"] or item.name
         # The beta event has no name: output_item.done starts the call then. A response
         # that was cancelled may still finish its arguments: those calls never run.
-        if call["name"] and data.get("response_id") not in self.abandoned:
+        if call["name"] and data.get("response_id") not in self.turns.abandoned:
             self.start(call)
         self.emit(_provider_event({"type": "provider", "name": data["type"], "payload": data},
                                   shallow))

@@ -57,6 +57,12 @@ class EventTranslator:
         replaying: ids of items a renewal is replaying (not announced again).
     """
 
+    # Slots: thousands of idle sessions each hold one of these.
+    __slots__ = (
+        "_announced", "_start_tool", "_text_item", "conversation", "emit",
+        "frame", "handlers", "link", "options", "replaying", "session", "tools", "turns",
+    )
+
     def __init__(
         self,
         options: RealtimeOptions,
@@ -69,7 +75,6 @@ class EventTranslator:
         self.link = link
         self.conversation = conversation
         self.turns = turns
-        self.abandoned = turns.abandoned  # the same set: responses whose output is dropped
         self.emit: Callable[[Any], Any] = noop_emit
         #: The masquerade session, once connected: its backpressure pauses the reader.
         self.session: Session | None = None
@@ -282,7 +287,7 @@ class EventTranslator:
         if (
             payload.get("type") == "function_call"
             and payload.get("status") in (None, "completed")
-            and data.get("response_id") not in self.abandoned
+            and data.get("response_id") not in self.turns.abandoned
         ):
             self._start_tool(payload)
         self._raw(data)
@@ -320,7 +325,7 @@ class EventTranslator:
     # keyword call): spoken transcripts and text output are the same normalized event,
     # only the conversation item's field differs.
     def _on_transcript_delta(self, data: dict[str, Any]) -> None:
-        if data.get("response_id") in self.abandoned:
+        if data.get("response_id") in self.turns.abandoned:
             return
         delta = data["delta"]
         item_id = data.get("item_id")

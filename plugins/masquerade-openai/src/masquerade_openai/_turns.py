@@ -61,6 +61,14 @@ class TurnTaking:
         start_tool: called with each function call a ``response.done`` carries.
     """
 
+    # Slots: thousands of idle sessions each hold one of these.
+    __slots__ = (
+        "abandoned", "active", "audio_item", "audio_started", "barged", "bytes_per_ms",
+        "conversation", "emit", "last_create", "last_create_id", "outbox", "pending",
+        "played", "queue", "server_interrupts", "start_tool", "store_audio",
+        "tools_running",
+    )
+
     def __init__(
         self,
         options: RealtimeOptions,
@@ -83,7 +91,7 @@ class TurnTaking:
         self.audio_item: ConversationItem | None = None
         self.audio_started = 0.0
         self.played: dict[str, int] = {}
-        self.abandoned: set[str] = set()
+        self.abandoned: AbstractSet[str] = EMPTY  # a set from the first add
         self.barged: AbstractSet[str] = EMPTY  # a set from the first add
 
     # ------------------------------------------------------------ state
@@ -145,6 +153,12 @@ class TurnTaking:
             event["response"] = head
         self.outbox.append(event)
 
+    def _abandon(self, response: str) -> None:
+        abandoned = self.abandoned
+        if not isinstance(abandoned, set):
+            abandoned = self.abandoned = set()
+        abandoned.add(response)
+
     def cancel_event(self) -> dict[str, Any] | None:
         """The ``response.cancel`` for the active response (now abandoned), if any."""
         response = self.active
@@ -153,7 +167,7 @@ class TurnTaking:
         event: dict[str, Any] = {"type": "response.cancel", "event_id": event_id()}
         if not response.startswith("("):
             event["response_id"] = response
-        self.abandoned.add(response)
+        self._abandon(response)
         return event
 
     def on_error(self, code: Any, client_event_id: Any) -> None:
@@ -200,7 +214,7 @@ class TurnTaking:
                 event = self.cancel_event()
                 assert event is not None
                 self.outbox.append(event)
-            self.abandoned.add(response)
+            self._abandon(response)
             barged = self.barged
             if not isinstance(barged, set):
                 barged = self.barged = set()
@@ -261,7 +275,8 @@ class TurnTaking:
             dropped = bool(ids & abandoned)
             if isinstance(barged, set):
                 barged -= ids
-            abandoned -= ids  # in place: the translator and the tools share this set
+            if isinstance(abandoned, set):
+                abandoned -= ids
         usage = response.get("usage")
         if not isinstance(usage, dict):
             usage = None  # (the masquerade session sums what the response.done events carry)
