@@ -8,6 +8,7 @@ observer starts a helper task when it needs one, and it is gone once it is done.
 from __future__ import annotations
 
 import gc
+import math
 from collections import Counter
 from collections.abc import Awaitable
 from typing import Any
@@ -180,11 +181,23 @@ def renewal_tasks() -> int:
     return sum(1 for t in anyio.get_running_tasks() if t.name == "openai session renewal")
 
 
+def renewal_deadlines() -> int:
+    """Cancel scopes whose deadline is at least 50 minutes away (renew_after's default is
+    55 minutes; nothing else in these sessions waits that long)."""
+    gc.collect()
+    now = anyio.current_time()
+    return sum(1 for o in gc.get_objects() if type(o).__name__ == "CancelScope"
+               and type(o).__module__.startswith("anyio.")
+               and 3000 < o.deadline - now < math.inf)
+
+
+@pytest.mark.parametrize("max_duration", [300.0, None])
 async def test_an_idle_openai_session_with_default_renewal_runs_one_task(
-    fast_poller: Any,
+    fast_poller: Any, max_duration: float | None
 ) -> None:
     # Proactive renewal (on by default, after 55 minutes) is a deadline on the receive
-    # loop, not a timer task per session.
+    # loop, not a timer task per session; a session that max_duration ends first (the
+    # default, 5 minutes) has no such deadline at all.
     masquerade_openai = pytest.importorskip("masquerade_openai")
     emulator_module = pytest.importorskip("masquerade_openai.emulator")
     from masquerade import Host
@@ -193,10 +206,12 @@ async def test_an_idle_openai_session_with_default_renewal_runs_one_task(
         provider = emulator.provider(close_timeout=1.0, open_timeout=15.0,
                                      handshake_timeout=15.0)
         host = Host(plugins=[provider], load_entrypoints=False, poller=fast_poller)
-        async with host, host.session(SessionRequest(provider="openai")) as s:
+        request = SessionRequest(provider="openai", max_duration=max_duration)
+        async with host, host.session(request) as s:
             rt = await masquerade_openai.wait_realtime(s)
             assert rt.options.renewal.enabled and rt.options.renewal.renew_after
             await wait_until(lambda: s.state == "running")
+            await wait_until(lambda: renewal_deadlines() == (max_duration is None))
             assert session_tasks() == Counter({"run": 1})
             assert renewal_tasks() == 0
             s.end()

@@ -14,6 +14,7 @@ deadline, and a renewal task exists only once it has passed.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -87,7 +88,8 @@ class Renewal:
         Proactive renewal costs an idle session no task: the current socket is read under
         a deadline (``renew_after`` after it opened), and only when the deadline passes
         does a renewal task start (:meth:`timer`), which waits for an idle moment and
-        renews while this loop goes on reading.
+        renews while this loop goes on reading. A session whose ``max_duration`` ends it
+        first (the default: 5 minutes) reads without that deadline.
         """
         try:
             if start is not None:
@@ -97,11 +99,21 @@ class Renewal:
             read = self.translator.read
             policy = self.options.renewal
             renew_after = policy.renew_after if policy.enabled else None
+            # The session's scope ends it at most max_duration after it started running,
+            # which was before now: a renewal due after now + max_duration never happens.
+            session = self.translator.session
+            limit = session.request.max_duration if session is not None else None
+            ends_by = math.inf if limit is None else time.monotonic() + limit
             while True:
                 ws = link.ws
                 assert ws is not None
                 try:
-                    if renew_after is None or self._renewing is ws or self._renewing is _NEVER:
+                    if (
+                        renew_after is None
+                        or link.opened_at + renew_after >= ends_by
+                        or self._renewing is ws
+                        or self._renewing is _NEVER
+                    ):
                         await read(ws)
                         continue
                     left = link.opened_at + renew_after - time.monotonic()
