@@ -13,7 +13,8 @@ attaches the sideband; the SDP answer comes back to the browser.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,23 @@ async def finished(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
             await anyio.sleep(0.05)
 
 
+@asynccontextmanager
+async def phone_service(
+    backend: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    emulator: OpenAIRealtimeEmulator,
+) -> AsyncIterator[tuple[str, httpx.AsyncClient]]:
+    """The phone graph served on ``backend``: its base URL and a client for it."""
+    durable = durable_on(backend, phone, tmp_path, request, emulator)
+    async with (
+        durable,
+        serving(durable, phone_config(emulator)) as base,
+        httpx.AsyncClient(base_url=base, timeout=30) as client,
+    ):
+        yield base, client
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_an_incoming_call_starts_a_run_that_answers_it(
     backend: str,
@@ -105,13 +123,7 @@ async def test_an_incoming_call_starts_a_run_that_answers_it(
     request: pytest.FixtureRequest,
     openai_emulator: OpenAIRealtimeEmulator,
 ) -> None:
-    durable = durable_on(backend, phone, tmp_path, request, openai_emulator)
-    config = phone_config(openai_emulator)
-    async with (
-        durable,
-        serving(durable, config) as base,
-        httpx.AsyncClient(base_url=base, timeout=30) as client,
-    ):
+    async with phone_service(backend, tmp_path, request, openai_emulator) as (base, client):
         hook = f"{base}/v1/webhooks/openai"
         # A forged signature: 400, nothing started, the call not accepted.
         ringing = openai_emulator.new_call()
@@ -309,12 +321,7 @@ async def test_a_delivery_whose_call_could_not_be_accepted_is_taken_when_retried
 ) -> None:
     # OpenAI retries a failed delivery with the same webhook id: the id must not stay
     # claimed by the attempt that did nothing, or the retry is refused as a replay.
-    durable = durable_on(backend, phone, tmp_path, request, openai_emulator)
-    async with (
-        durable,
-        serving(durable, phone_config(openai_emulator)) as base,
-        httpx.AsyncClient(timeout=30) as client,
-    ):
+    async with phone_service(backend, tmp_path, request, openai_emulator) as (base, client):
         hook = f"{base}/v1/webhooks/openai"
         call_id = openai_emulator.new_call()
         body, headers = openai_emulator.webhook_request(call_id)

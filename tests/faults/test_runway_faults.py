@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -43,6 +44,25 @@ async def go(runway: RunwayEmulator, provider: RunwayProvider, poller: Poller,
 
 def recorded_results(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
     return [t["toolResults"][0] for t in snapshot["transcript"] if t.get("toolResults")]
+
+
+async def cancelled_when(reached: Callable[[Session], Awaitable[None]],
+                         provider: RunwayProvider, poller: Poller) -> None:
+    """Run a session and cancel the scope around it (not the session itself) once
+    ``reached(session)`` returns."""
+    cancel = anyio.Event()
+
+    async def act(session: Session, events: list[BaseEvent]) -> None:
+        await reached(session)
+        cancel.set()
+
+    async with anyio.create_task_group() as tg:
+        async def runner() -> None:
+            await run_session(request(), provider, poller=poller, act=act)
+
+        tg.start_soon(runner)
+        await cancel.wait()
+        tg.cancel_scope.cancel()
 
 
 # ---------------------------------------------------------------- tool calls
@@ -224,19 +244,11 @@ async def test_r13_cancel_while_create_is_in_flight_still_ends_the_session(
     runway.inject(delay=0.5, method="POST", path=r"^/v1/realtime_sessions$")
     before = set(runway.session_ids)
 
-    async def act(session: Session, events: list[BaseEvent]) -> None:
-        # Provisioning: the (shielded) create is under way, answered only after 0.5 s.
+    async def provisioning(session: Session) -> None:
+        # The (shielded) create is under way, answered only after 0.5 s.
         await wait_for(lambda: session.state != "created")
-        cancel.set()
 
-    cancel = anyio.Event()
-    async with anyio.create_task_group() as tg:
-        async def runner() -> None:
-            await run_session(request(), runway_provider, poller=poller, act=act)
-
-        tg.start_soon(runner)
-        await cancel.wait()
-        tg.cancel_scope.cancel()
+    await cancelled_when(provisioning, runway_provider, poller)
     await wait_for(lambda: len(set(runway.session_ids) - before) == 1)
     [created] = set(runway.session_ids) - before
     await wait_for(lambda: runway.terminal(runway.session(created)["status"]))
@@ -307,19 +319,11 @@ async def test_r20_outer_cancel_mid_call_runs_the_cancel_path_once(
     before = set(runway.session_ids)
     seen: list[Session] = []
 
-    async def act(session: Session, events: list[BaseEvent]) -> None:
+    async def running(session: Session) -> None:
         seen.append(session)
         await wait_for(lambda: session.state == "running")  # mid-call, however slow
-        cancel.set()
 
-    cancel = anyio.Event()
-    async with anyio.create_task_group() as tg:
-        async def runner() -> None:
-            await run_session(request(), runway_provider, poller=poller, act=act)
-
-        tg.start_soon(runner)
-        await cancel.wait()
-        tg.cancel_scope.cancel()
+    await cancelled_when(running, runway_provider, poller)
     [session] = seen
     assert session.result is not None and session.result.outcome == "cancelled"
     [created] = set(runway.session_ids) - before

@@ -54,19 +54,9 @@ def builder(cls: type[E]) -> Callable[..., E]:
     test per checked field and no loop per event.
     """
     names = tuple(cls.model_fields)
-    env: dict[str, Any] = {
-        "cls": cls,
-        "new": cls.__new__,
-        "validate": cls.model_validate,
-        "fill_defaults": _defaults_filler(cls, names),
-        "too_deep": json_too_deep,
-        "EventParseError": EventParseError,
-        "FIELDS_SET": frozenset(names),
-        "set_dict": _SET_DICT,
-        "set_fields_set": _SET_FIELDS_SET,
-        "set_extra": _SET_EXTRA,
-        "set_private": _SET_PRIVATE,
-    }
+    env = _construct_env(cls, names)
+    env.update(fill_defaults=_defaults_filler(cls, names), too_deep=json_too_deep,
+               EventParseError=EventParseError)
     lines = [
         "def make(fields, shallow=False):",
         f"    if len(fields) != {len(names)}:",
@@ -96,17 +86,36 @@ def builder(cls: type[E]) -> Callable[..., E]:
                 f"        if fields[{name!r}] and too_deep(fields[{name!r}]):",
                 f"            raise EventParseError({_too_deep_message(name)!r})",
             ]
-    lines += [
-        "    event = new(cls)",
-        "    set_dict(event, fields)",
-        "    set_fields_set(event, FIELDS_SET)",
-        "    set_extra(event, None)",
-        "    set_private(event, None)",
-        "    return event",
-    ]
+    lines += _CONSTRUCT
     exec(compile("\n".join(lines), f"<builder {cls.__name__}>", "exec"), env)
     make: Callable[..., E] = env["make"]
     return make
+
+
+#: The generated builders' last lines: the event made from checked ``fields`` without
+#: pydantic's validation (what ``model_construct`` does, minus its per-call overhead).
+_CONSTRUCT = [
+    "    event = new(cls)",
+    "    set_dict(event, fields)",
+    "    set_fields_set(event, FIELDS_SET)",
+    "    set_extra(event, None)",
+    "    set_private(event, None)",
+    "    return event",
+]
+
+
+def _construct_env(cls: type[Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """The names :data:`_CONSTRUCT` and the type-check fallback use."""
+    return {
+        "cls": cls,
+        "new": cls.__new__,
+        "validate": cls.model_validate,
+        "FIELDS_SET": frozenset(names),
+        "set_dict": _SET_DICT,
+        "set_fields_set": _SET_FIELDS_SET,
+        "set_extra": _SET_EXTRA,
+        "set_private": _SET_PRIVATE,
+    }
 
 
 def positional_builder(cls: type[E], *args: str, **fixed: str) -> Callable[..., E]:
@@ -117,16 +126,7 @@ def positional_builder(cls: type[E], *args: str, **fixed: str) -> Callable[..., 
     names = tuple(cls.model_fields)
     if set(args) | set(fixed) != set(names) or set(args) & set(fixed):
         raise TypeError(f"{cls.__name__}: give every field once, as an argument or fixed")
-    env: dict[str, Any] = {
-        "cls": cls,
-        "new": cls.__new__,
-        "validate": cls.model_validate,
-        "FIELDS_SET": frozenset(names),
-        "set_dict": _SET_DICT,
-        "set_fields_set": _SET_FIELDS_SET,
-        "set_extra": _SET_EXTRA,
-        "set_private": _SET_PRIVATE,
-    }
+    env = _construct_env(cls, names)
     items = ", ".join(
         f"{name!r}: {name}" if name in args else f"{name!r}: {fixed[name]!r}" for name in names
     )
@@ -137,14 +137,7 @@ def positional_builder(cls: type[E], *args: str, **fixed: str) -> Callable[..., 
             raise TypeError(f"{cls.__name__}.{name} cannot be checked by its type alone")
         env[f"A{index}"] = allowed
         lines += [f"    if type({name}) not in A{index}:", "        return validate(fields)"]
-    lines += [
-        "    event = new(cls)",
-        "    set_dict(event, fields)",
-        "    set_fields_set(event, FIELDS_SET)",
-        "    set_extra(event, None)",
-        "    set_private(event, None)",
-        "    return event",
-    ]
+    lines += _CONSTRUCT
     exec(compile("\n".join(lines), f"<positional builder {cls.__name__}>", "exec"), env)
     make: Callable[..., E] = env["make"]
     return make
