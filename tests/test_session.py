@@ -349,3 +349,36 @@ def test_duplicate_tool_names_in_request() -> None:
 def test_emit_after_end_is_ignored() -> None:
     call = ToolCall(call_id="1", name="x")
     assert call.type == "tool.call"
+
+
+def test_session_ids_are_unique_and_a_forked_child_draws_its_own_prefix() -> None:
+    import os
+    import re
+
+    from masquerade import Host
+    from masquerade.session import Session
+
+    host = Host(load_entrypoints=False)
+    ids = {Session(host, SessionRequest(provider="none")).id for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(re.fullmatch(r"ses_[0-9a-f]{16,}", i) for i in ids)
+    if not hasattr(os, "fork"):
+        return
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: one id, written back, then out without cleanup
+        try:
+            os.write(write, Session(host, SessionRequest(provider="none")).id.encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    import select
+
+    ready, _, _ = select.select([read], [], [], 30)  # bounded: a stuck child fails the test
+    assert ready, "the forked child wrote no id"
+    child_id = os.read(read, 100).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    parent_next = Session(host, SessionRequest(provider="none")).id
+    assert child_id.startswith("ses_")
+    assert child_id[4:14] != parent_next[4:14]  # not the parent's prefix

@@ -39,9 +39,11 @@ buffers in :mod:`masquerade._subscribers`. The session reaches plugins only thro
 from __future__ import annotations
 
 import inspect
+import itertools
 import logging
+import os
+import secrets
 import time
-import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -83,6 +85,23 @@ __all__ = [
 ]
 
 logger = logging.getLogger("masquerade.session")
+
+
+class _SessionIds:
+    """Session ids: a random per-process prefix (40 bits) and a counter, unique without
+    a random draw per session; a forked child draws a prefix of its own."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.prefix = secrets.token_hex(5)
+        self.counter = itertools.count(1)
+
+
+_ids = _SessionIds()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_ids.reset)
 
 class Session(SessionRun):
     """One realtime session. Create it with :meth:`Host.session` or
@@ -157,7 +176,7 @@ class Session(SessionRun):
         *,
         on_event: Callable[[BaseEvent], Any] | None = None,
     ) -> None:
-        self.id = f"ses_{uuid.uuid4().hex[:16]}"
+        self.id = f"ses_{_ids.prefix}{next(_ids.counter):06x}"
         self.host = host
         self.request = request
         self.provider = request.provider

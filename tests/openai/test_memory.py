@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import weakref
 from collections.abc import Callable
 
@@ -51,3 +52,37 @@ async def test_an_open_connection_keeps_no_handshake_headers(
         await rt.send_text("hello")  # the connection still works
         await collect(s, count("response.done"))
         s.end()
+
+
+async def test_sessions_configured_alike_share_one_configuration(
+    provider: OpenAIRealtimeProvider, host_for: Callable[..., Host]
+) -> None:
+    # Each session keeps the configuration the server confirmed; sessions configured
+    # alike share one private copy of it, which what observers do to the events cannot
+    # change.
+    def vandal(event: object) -> None:
+        payload = getattr(event, "payload", None)
+        if isinstance(payload, dict) and payload.get("type") == "session.updated":
+            payload["session"]["instructions"] = "changed by an observer"
+            payload["session"]["audio"]["output"]["voice"] = "changed by an observer"
+
+    request = SessionRequest(provider="openai", personality="Be brief.")
+    async with (
+        host_for(provider) as host,
+        host.session(request, on_event=vandal) as a,
+        host.session(request) as b,
+    ):
+        rt_a = await masquerade_openai.wait_realtime(a)
+        rt_b = await masquerade_openai.wait_realtime(b)
+        await collect(a, count("provider", 2))  # the handshake's events reached vandal
+        assert rt_a._link._session_config is rt_b._link._session_config
+        for rt in (rt_a, rt_b):
+            config = rt.session_config
+            assert config["instructions"] == "Be brief."
+            assert "changed by an observer" not in json.dumps(config)
+            assert config["id"] == rt.id  # each keeps its own id
+            config["instructions"] = "a reader's copy"  # a fresh copy per read
+            assert rt.session_config["instructions"] == "Be brief."
+        assert rt_a.session_config["id"] != rt_b.session_config["id"]
+        a.end()
+        b.end()

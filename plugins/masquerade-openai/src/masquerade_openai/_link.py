@@ -45,8 +45,27 @@ logger = logging.getLogger("masquerade_openai")
 #: Fields of a session configuration that differ from session to session.
 _OWN_FIELDS = ("id", "expires_at")
 _ABSENT = object()
-#: Session configurations as JSON text, without their _OWN_FIELDS: one string each.
-_CONFIGS: dict[str, str] = {}
+#: Session configurations without their _OWN_FIELDS, newest last: one private copy of
+#: each, shared by every session the server configured alike (never handed out).
+_CONFIGS: list[dict[str, Any]] = []
+_EMPTY_CONFIG: dict[str, Any] = {}
+
+#: id(payload) -> (payload, its JSON text): session payloads are shared between sessions
+#: and replaced, never changed (see ``_session._shared_payload``), so each is serialized
+#: once, not once per connection.
+_PAYLOAD_TEXTS: dict[int, tuple[dict[str, Any], str]] = {}
+
+
+def _session_update(update_id: str, payload: dict[str, Any]) -> str:
+    """The configuring ``session.update`` of the handshake, as JSON text."""
+    found = _PAYLOAD_TEXTS.get(id(payload))
+    if found is None or found[0] is not payload:
+        if len(_PAYLOAD_TEXTS) >= 64:  # bounded: payloads that all differ
+            _PAYLOAD_TEXTS.clear()
+        found = _PAYLOAD_TEXTS[id(payload)] = (payload, json.dumps(payload))
+    # (event ids are made of [a-z0-9_]: nothing to escape)
+    return f'{{"type": "session.update", "event_id": "{update_id}", "session": {found[1]}}}'
+
 
 #: Marker in the outbox: yield once so a tool task just spawned starts right away.
 YIELD: dict[str, Any] = {}
@@ -85,7 +104,8 @@ class RealtimeLink:
         self.outbox: list[dict[str, Any]] = []
         self.session_id = ""
         self.server_session_ids: list[str] = []
-        self._session_config = ""  # as JSON text: a parsed copy would cost kilobytes
+        self._session_config = _EMPTY_CONFIG  # shared (see the setter): a copy per session
+        # would cost kilobytes
         self._session_own: tuple[Any, ...] | None = None  # its _OWN_FIELDS
         # The handshake's confirmed configuration, stored already: the receive loop
         # dispatches the same event later (see forget_handshake).
@@ -103,13 +123,13 @@ class RealtimeLink:
     @property
     def session_config(self) -> dict[str, Any]:
         """The session as the server last confirmed it (a fresh copy per read)."""
-        text = self._session_config
-        if not text:
+        shared = self._session_config
+        if not shared:
             return {}
-        config = json.loads(text)
+        config: dict[str, Any] = json.loads(json.dumps(shared))  # a deep copy
         own = self._session_own
         if own is None:
-            return config  # type: ignore[no-any-return]
+            return config
         mine = {k: v for k, v in zip(_OWN_FIELDS, own, strict=True) if v is not _ABSENT}
         return {**mine, **config}
 
@@ -118,19 +138,25 @@ class RealtimeLink:
         if value is self._stored:
             self._stored = None
             return  # the handshake stored this very configuration
-        # What differs between sessions (the id, the expiry) is kept apart; the rest, as
-        # JSON text, is one string shared by every session the server configured alike.
+        # What differs between sessions (the id, the expiry) is kept apart; the rest is
+        # one dict shared by every session the server configured alike. Found by
+        # equality (compared in C, newest first: sessions of one process are usually
+        # configured alike), which costs a fraction of serializing it.
         if any(k in value for k in _OWN_FIELDS):
             self._session_own = tuple(value.get(k, _ABSENT) for k in _OWN_FIELDS)
             value = {k: v for k, v in value.items() if k not in _OWN_FIELDS}
         else:
             self._session_own = None
-        text = json.dumps(value, separators=(",", ":"))
-        shared = _CONFIGS.get(text)
-        if shared is None:
-            if len(_CONFIGS) >= 64:  # bounded: configurations that all differ
-                _CONFIGS.clear()
-            shared = _CONFIGS[text] = text
+        for shared in reversed(_CONFIGS):
+            if shared == value:
+                break
+        else:
+            # A private deep copy: ``value`` also travels in the provider event that
+            # observers see, and what they do to it must not reach other sessions.
+            shared = json.loads(json.dumps(value))
+            if len(_CONFIGS) >= 16:  # bounded: configurations that all differ
+                del _CONFIGS[0]
+            _CONFIGS.append(shared)
         self._session_config = shared
 
     @property
@@ -222,11 +248,7 @@ class RealtimeLink:
                 self.note_session(data.get("session"))
                 if update_id is None:
                     update_id = event_id()
-                    await ws.send(
-                        json.dumps(
-                            {"type": "session.update", "event_id": update_id, "session": payload}
-                        )
-                    )
+                    await ws.send(_session_update(update_id, payload))
             elif kind == "session.updated" and update_id is not None:
                 session = data.get("session")
                 if isinstance(session, dict):

@@ -306,6 +306,20 @@ def deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, A
 
 def websocket_url(options: RealtimeOptions) -> str:
     """The websocket URL with its query (``model=`` or ``call_id=``)."""
+    found = _URLS.get(id(options))
+    if found is not None and found[0] is options:
+        return found[1]
+    url = _websocket_url(options)
+    if len(_URLS) >= 256:  # bounded: options that all differ
+        _URLS.clear()
+    _URLS[id(options)] = (options, url)  # the provider shares options between sessions
+    return url
+
+
+_URLS: dict[int, tuple[RealtimeOptions, str]] = {}
+
+
+def _websocket_url(options: RealtimeOptions) -> str:
     from urllib.parse import urlencode
 
     if options.websocket_url:
