@@ -382,3 +382,36 @@ def test_session_ids_are_unique_and_a_forked_child_draws_its_own_prefix() -> Non
     parent_next = Session(host, SessionRequest(provider="none")).id
     assert child_id.startswith("ses_")
     assert child_id[4:14] != parent_next[4:14]  # not the parent's prefix
+
+
+@pytest.mark.anyio
+async def test_wait_changed_follows_the_state_and_returns_at_once_when_ended(
+    make_host: Any,
+) -> None:
+    host = make_host(ScriptedProvider([{"say": "hi"}], not_ready_polls=2, hold_open=True))
+    seen: list[str] = []
+    async with host.session(SessionRequest(provider="scripted")) as session:
+        assert session.state == "created"
+        with anyio.fail_after(10):
+            while session.state != "running":
+                await session.wait_changed()
+                seen.append(session.state)
+            # Woken for the provider session id too (known while still provisioning).
+            assert session.provider_session_id is not None
+            waiter_done = anyio.Event()
+
+            async def wait_for_the_end() -> None:
+                await session.wait_changed()
+                waiter_done.set()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(wait_for_the_end)
+                await anyio.sleep(0.05)
+                assert not waiter_done.is_set()  # nothing changed: still waiting
+                session.end()
+                await waiter_done.wait()
+    assert seen[-1] == "running"
+    assert set(seen) <= {"provisioning", "ready", "running"}
+    with anyio.fail_after(1):
+        await session.wait_changed()  # ended: returns at once
+    assert session.state == "ended"

@@ -263,6 +263,8 @@ class SessionRun:
 
         def emit(self, event: BaseEvent) -> bool: ...
 
+        def _note_changed(self) -> None: ...
+
     def _set_state(self, state: SessionState) -> None:
         self.state = state
         # Events are immutable and these carry nothing but the state: every session
@@ -271,6 +273,7 @@ class SessionRun:
         if event is None:
             event = _STATE_EVENTS[state] = StatusEvent(state=state)
         self.emit(event)
+        self._note_changed()
 
     def _on_provisioning_status(self, status: ProvisioningStatus) -> None:
         self.emit(
@@ -383,6 +386,7 @@ class SessionRun:
         if handle is None:
             raise ProvisioningTimeout(self.id, self.elapsed, queued=False)
         self.provider_session_id = handle.id
+        self._note_changed()
         await anyio.lowlevel.checkpoint()  # a cancellation held off by the shield lands here
         if handle.requires_polling:
             status = await self.host.poller.wait_ready(
@@ -463,6 +467,7 @@ class SessionRun:
         )
         self.state = "ended"
         self._closed = True
+        self._note_changed()
         if self._pending_wakeup is not None:
             self._pending_wakeup.set()
         if self._observers_done is not None:

@@ -129,6 +129,7 @@ class Session(SessionRun):
         "__weakref__",
         "_calls",
         "_cancel_path_ran",
+        "_changed",
         "_client_events",
         "_closed",
         "_done",
@@ -208,6 +209,7 @@ class Session(SessionRun):
         self._pending: deque[Awaitable[Any]] | None = None  # async observers' awaitables
         self._pending_wakeup: anyio.Event | None = None
         self._room: anyio.Event | None = None  # set when a lagging subscriber catches up
+        self._changed: anyio.Event | None = None  # for wait_changed()
         self._ended = False
         self._done: anyio.Event | None = None  # for wait(), set with _ended
         # The task group of the session's helper tasks (observer loop, provider tasks,
@@ -274,6 +276,29 @@ class Session(SessionRun):
             await done.wait()
         assert self.result is not None
         return self.result
+
+    async def wait_changed(self) -> None:
+        """Wait until the session's :attr:`state` changes or it learns its
+        :attr:`provider_session_id`; return at once when it has ended.
+
+        For waiting on a condition of the session without subscribing to its events
+        (no buffer, no wake-up per event)::
+
+            while session.state not in ("running", "ended"):
+                await session.wait_changed()
+        """
+        if self._closed:
+            return
+        changed = self._changed
+        if changed is None:
+            changed = self._changed = anyio.Event()
+        await changed.wait()
+
+    def _note_changed(self) -> None:
+        changed = self._changed
+        if changed is not None:
+            self._changed = None
+            changed.set()
 
     def end(self, reason: str = "ended") -> None:
         """Ask the session to end now. Its cancel path runs (for Runway: ``END_CALL``,

@@ -11,7 +11,7 @@ import anyio.lowlevel
 import pytest
 
 import masquerade_openai
-from masquerade import Host, SessionRequest
+from masquerade import Host, SessionClosed, SessionRequest
 from masquerade_openai import OpenAIRealtimeProvider
 
 from .helpers import collect, count, lookup_order
@@ -86,3 +86,20 @@ async def test_sessions_configured_alike_share_one_configuration(
         assert rt_a.session_config["id"] != rt_b.session_config["id"]
         a.end()
         b.end()
+
+
+async def test_wait_realtime_waits_without_subscribing_and_reports_the_end(
+    provider: OpenAIRealtimeProvider, host_for: Callable[..., Host]
+) -> None:
+    async with host_for(provider) as host:
+        async with host.session(SessionRequest(provider="openai")) as s:
+            rt = await masquerade_openai.wait_realtime(s)
+            assert not s._subs  # no subscriber was left behind (none was made)
+            s.end()
+        with pytest.raises(SessionClosed, match="has ended"):
+            await masquerade_openai.wait_realtime(s)
+    assert rt is not None
+    failing = OpenAIRealtimeProvider(api_key="sk-test", base_url="http://127.0.0.1:9")
+    async with host_for(failing) as host, host.session(SessionRequest(provider="openai")) as s:
+        with pytest.raises(SessionClosed, match="ended before it was ready"):
+            await masquerade_openai.wait_realtime(s)

@@ -64,23 +64,25 @@ async def wait_realtime(session: Session, timeout: float | None = 30.0) -> OpenA
     exists, so for it this returns as soon as the session was created at the provider,
     in time for ``rt.answer_offer(sdp)``.
 
-    Raises :class:`~masquerade.SessionClosed` when the session ends before it is ready
-    (with the failure), and :class:`TimeoutError` after ``timeout`` seconds.
+    Raises :class:`~masquerade.SessionClosed` when the session has ended (before it was
+    ready: with the failure), and :class:`TimeoutError` after ``timeout`` seconds.
     """
+    # The session's state, not its events: no subscription, no wake-up per event.
     with anyio.fail_after(timeout):
-        async with session.events() as stream:
-            async for event in stream:
-                if event.type == "ready":
-                    return realtime(session)
-                if event.type == "ended":
-                    break
-                key = session.provider_session_id
-                found = _LIVE.get(key) if key else None
-                if found is not None and found.requires_polling:
-                    return found  # a browser frontend: waiting for its call
+        while True:
+            state = session.state
+            if state == "ready" or state == "running":
+                return realtime(session)
+            if state == "ended":
+                break
+            key = session.provider_session_id
+            found = _LIVE.get(key) if key else None
+            if found is not None and found.requires_polling:
+                return found  # a browser frontend: waiting for its call
+            await session.wait_changed()
     failure = session.result.failure if session.result is not None else None
+    when = "has ended" if session.credentials is not None else "ended before it was ready"
     raise SessionClosed(
-        f"session {session.id} ended before it was ready"
-        + (f": {failure}" if failure else ""),
+        f"session {session.id} {when}" + (f": {failure}" if failure else ""),
         hint="see session.result for the failure",
     )
