@@ -23,7 +23,7 @@ import base64
 import json
 from collections.abc import Mapping
 from functools import cached_property
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import Annotated, Any, Literal, TypeAlias, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError
 
@@ -64,6 +64,7 @@ __all__ = [
 SessionState: TypeAlias = Literal["created", "provisioning", "ready", "running", "ended"]
 Outcome: TypeAlias = Literal["completed", "failed", "cancelled"]
 Role: TypeAlias = Literal["user", "assistant", "system"]
+_M = TypeVar("_M", bound=BaseModel)
 
 
 class BaseEvent(BaseModel):
@@ -350,6 +351,30 @@ def json_too_deep(value: Any, max_depth: int = MAX_JSON_DEPTH) -> bool:
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+# The slots every pydantic model instance has, set through their descriptors (a bound
+# ``__set__`` is about twice as fast as ``object.__setattr__`` with the slot's name).
+_SET_DICT = BaseModel.__dict__["__dict__"].__set__
+_SET_FIELDS_SET = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_SET_EXTRA = BaseModel.__dict__["__pydantic_extra__"].__set__
+_SET_PRIVATE = BaseModel.__dict__["__pydantic_private__"].__set__
+
+
+def trusted_model(cls: type[_M], fields: dict[str, Any], fields_set: frozenset[str]) -> _M:
+    """An instance of ``cls`` made of values already known to be valid, without pydantic's
+    validation (what ``model_construct`` does, minus its per-call overhead), for hot paths.
+
+    ``fields`` must hold every field of ``cls`` (it becomes the instance's ``__dict__``:
+    do not reuse it); ``fields_set`` is what ``model_fields_set`` reports (each instance
+    gets its own set, which ``model_copy(update=...)`` extends).
+    """
+    model = cls.__new__(cls)
+    _SET_DICT(model, fields)
+    _SET_FIELDS_SET(model, set(fields_set))
+    _SET_EXTRA(model, None)
+    _SET_PRIVATE(model, None)
+    return model
 
 
 def decode_json(

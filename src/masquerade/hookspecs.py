@@ -270,6 +270,12 @@ def masquerade_tool_invoke(call: ToolCall, session: Session) -> Awaitable[ToolRe
     Whatever the chain does (raise, return junk, time out), the session turns it into
     exactly one ``tool.result`` event and exactly one answer to the provider.
 
+    A wrapper that hands some sessions' calls through unchanged can say so with a
+    ``masquerade_passes_through`` function of the session (a method, for a method
+    wrapper): while that holds for every wrapper and the built-in is the only
+    implementation, the host calls the built-in directly (see
+    :data:`masquerade.runtime.PASSES_THROUGH`).
+
     Example (a wrapper that caches answers)::
 
         @hookimpl(wrapper=True)

@@ -35,13 +35,14 @@ from anyio.abc import TaskGroup
 from . import hookspecs
 from ._redact import redact
 from ._session_run import SessionBlock, SessionTasks
+from ._tool_chain import ToolChain
 from .errors import PluginError, ProviderNotFound, ToolDefinitionError
 from .events import BaseEvent, ToolCall, ToolResult
 from .hookspecs import hookimpl
 from .poller import Poller
 from .runtime import IGNORES, Observer, isolated
 from .session import Session
-from .tools import Tool, as_tool
+from .tools import Tool, as_tool, invoke_bounded, late_answer
 
 if TYPE_CHECKING:
     from .provider import Emulator, Provider, ProviderSession
@@ -130,6 +131,7 @@ class Host:
         self._settings = {key: env.get(key, "") for key in (ALLOW_ENV, DENY_ENV)}
         self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self.pm.add_hookspecs(hookspecs)
+        self._tool_chain = ToolChain(self.pm)
         self.poller = poller if poller is not None else Poller()
         self._records: dict[str, PluginInfo] = {}
         self._providers: dict[str, Provider] = {}
@@ -406,16 +408,29 @@ class Host:
         tool._schemas[dialect] = schema
         return schema  # type: ignore[no-any-return]
 
-    async def invoke_tool(self, call: ToolCall, session: Session) -> ToolResult:
+    async def invoke_tool(
+        self, call: ToolCall, session: Session, bound: float | None = None
+    ) -> ToolResult:
         """Run the ``masquerade_tool_invoke`` chain; always returns one ToolResult.
 
         Exceptions and wrong return values from any implementation become an error result.
-        Cancellation propagates (the session answers the provider on its way out).
+        Cancellation propagates (the session answers the provider on its way out). With
+        ``bound``, the whole chain is cancelled after that many seconds and answered with
+        :func:`~masquerade.tools.late_answer`.
+
+        While the chain is the built-in invocation and wrappers that pass this session's
+        calls through (see :data:`~masquerade.runtime.PASSES_THROUGH`), the built-in is
+        called directly: the same answer without pluggy's call, in one timeout scope.
         """
         try:
-            result = self.pm.hook.masquerade_tool_invoke(call=call, session=session)
-            if inspect.isawaitable(result):
-                result = await result
+            if self._tool_chain.direct(session):
+                return await invoke_bounded(call, session, bound)
+            if bound is None:
+                return await self._run_tool_chain(call, session)
+            result: ToolResult | None = None
+            with anyio.move_on_after(bound):
+                result = await self._run_tool_chain(call, session)
+            return late_answer(call, bound) if result is None else result
         except Exception as exc:
             logger.exception("the tool invocation chain raised for %s", call.name)
             return ToolResult(
@@ -424,6 +439,11 @@ class Host:
                 error=f"tool {call.name!r} failed: {exc}",
                 error_type="exception",
             )
+
+    async def _run_tool_chain(self, call: ToolCall, session: Session) -> ToolResult:
+        result = self.pm.hook.masquerade_tool_invoke(call=call, session=session)
+        if inspect.isawaitable(result):
+            result = await result
         if not isinstance(result, ToolResult):
             return ToolResult(
                 call_id=call.call_id,
@@ -570,3 +590,4 @@ class _ObserversByKind(dict[str, list[Observer]]):
             o for o in self.observers if kind not in getattr(o[1], IGNORES, ())
         ]
         return found
+

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from .session import Session, SessionRequest, SessionResult
     from .tools import Tool
 
-__all__ = ["IGNORES", "SessionRuntime", "Observer", "isolated"]
+__all__ = ["IGNORES", "PASSES_THROUGH", "SessionRuntime", "Observer", "isolated"]
 
 logger = logging.getLogger("masquerade.host")
 
@@ -41,6 +41,14 @@ Observer: TypeAlias = tuple[str, Callable[..., Any], tuple[str, ...]]
 #: on at once without doing anything. The session then does not call it for those types
 #: (the built-in logging and tracing observers skip audio and text deltas this way).
 IGNORES = "masquerade_ignores"
+
+#: The attribute a ``wrapper=True`` ``masquerade_tool_invoke`` implementation may carry:
+#: a function of the session (for a method, of its object and the session) that is true
+#: when the wrapper hands that session's calls through unchanged. While every wrapper of
+#: the chain says so and the built-in invocation is its only implementation, the host
+#: calls the built-in directly (the built-in tracing plugin passes through the calls of
+#: sessions it does not trace this way).
+PASSES_THROUGH = "masquerade_passes_through"
 
 
 class SessionRuntime(Protocol):
@@ -93,10 +101,14 @@ class SessionRuntime(Protocol):
         """Run the ``masquerade_session_create`` chain: the provider's live handle."""
         ...
 
-    async def invoke_tool(self, call: ToolCall, session: Session) -> ToolResult:
+    async def invoke_tool(
+        self, call: ToolCall, session: Session, bound: float | None = None
+    ) -> ToolResult:
         """*Invoke a tool*: run the ``masquerade_tool_invoke`` chain. Always returns one
         :class:`~masquerade.events.ToolResult` (failures become error results);
-        cancellation propagates."""
+        cancellation propagates. With ``bound``, the whole chain (a hanging wrapper
+        included) is cancelled after that many seconds and answered with
+        :func:`masquerade.tools.late_answer`."""
         ...
 
     async def notify_ended(self, session: Session, result: SessionResult) -> None:

@@ -50,6 +50,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskGroup
 
 from ._redact import SecretScope
@@ -67,6 +68,7 @@ from .events import (
     ToolCall,
     ToolResult,
     parse_event,
+    trusted_model,
 )
 from .tools import Tool, check_session_tools
 
@@ -202,7 +204,8 @@ class Session(SessionRun):
         )
         # The result's parts, created with their first entry.
         self._client_events: list[dict[str, Any]] | None = None
-        self._calls: dict[str, tuple[anyio.Event, list[ToolResult]]] | None = None
+        # call id -> its answer (or the call being answered): a repeated id gets the same.
+        self._calls: dict[str, ToolResult | _Running] | None = None
         self._records: dict[str, ToolCallRecord] | None = None
         self._usage: dict[str, Any] | None = None
         # Created when first needed: an idle session holds no queue, event or extra task.
@@ -453,11 +456,17 @@ class Session(SessionRun):
             calls = self._calls = {}
         seen = calls.get(call.call_id)
         if seen is not None:
-            await seen[0].wait()
-            return seen[1][0]
-        finished = anyio.Event()
-        box: list[ToolResult] = []
-        calls[call.call_id] = (finished, box)
+            if type(seen) is _Running:
+                done = seen.done
+                if done is None:
+                    done = seen.done = anyio.Event()
+                await done.wait()
+                seen = calls[call.call_id]
+            else:
+                await anyio.lowlevel.checkpoint()
+            assert isinstance(seen, ToolResult)
+            return seen
+        running = calls[call.call_id] = _Running()
         self.emit(call)
         result: ToolResult | None = None
         found = self.tools.get(call.name)
@@ -465,15 +474,7 @@ class Session(SessionRun):
         if timeout is not None:
             bound = min(bound, timeout)
         try:
-            with anyio.move_on_after(bound) as scope:
-                result = await self.host.invoke_tool(call, self)
-            if scope.cancelled_caught and result is None:
-                result = ToolResult(
-                    call_id=call.call_id,
-                    name=call.name,
-                    error=f"tool {call.name!r} did not answer within {bound:.2f}s",
-                    error_type="timeout",
-                )
+            result = await self.host.invoke_tool(call, self, bound)
         finally:
             if result is None:
                 result = ToolResult(
@@ -482,20 +483,19 @@ class Session(SessionRun):
                     error="the session ended before the tool finished",
                     error_type="cancelled",
                 )
-            box.append(result)
+            calls[call.call_id] = result
             if self._records is None:
                 self._records = {}
-            self._records[call.call_id] = ToolCallRecord(
-                call_id=call.call_id,
-                name=call.name,
-                arguments=call.arguments,
-                output=result.output,
-                error=result.error,
-                error_type=result.error_type,
-                duration_ms=result.duration_ms,
-            )
+            # What the model is told is what is recorded: the record is made of the
+            # answer's own (already checked) values.
+            self._records[call.call_id] = trusted_model(ToolCallRecord, {
+                "call_id": call.call_id, "name": call.name, "arguments": call.arguments,
+                "output": result.output, "error": result.error,
+                "error_type": result.error_type, "duration_ms": result.duration_ms,
+            }, _RECORD_FIELDS)
             self.emit(result)
-            finished.set()
+            if running.done is not None:
+                running.done.set()
         return result
 
     def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any, name: str | None = None) -> None:
@@ -541,6 +541,16 @@ class Session(SessionRun):
             self._subs.remove(sub)
 
 
+class _Running:
+    """A tool call being answered; ``done`` is created by a repeated call that waits."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done: anyio.Event | None = None
+
+
+_RECORD_FIELDS = frozenset(ToolCallRecord.model_fields)
 _SESSION_EVENT = ("session", "event")
 # The compact record every session keeps (see ``SessionRequest.history``).
 _KEPT = frozenset(

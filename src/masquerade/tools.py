@@ -76,7 +76,14 @@ from ._redact import redact
 from ._runway_params import RPC_DELIVERY_MARGIN, RUNWAY_LIMITS
 from ._toolspec import ToolSpec, copy_json, describe, timeout_seconds
 from .errors import EventParseError, ToolArgumentsError, ToolDefinitionError
-from .events import MAX_JSON_DEPTH, ToolCall, ToolResult, decode_json, json_too_deep
+from .events import (
+    MAX_JSON_DEPTH,
+    ToolCall,
+    ToolResult,
+    decode_json,
+    json_too_deep,
+    trusted_model,
+)
 from .hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -413,14 +420,38 @@ def _limiter(session: Session) -> anyio.CapacityLimiter:
     return limiter
 
 
+# What a validated ToolResult reports as set, for each way this module builds one.
+_ANSWERED = frozenset({"call_id", "name", "output", "duration_ms"})
+_FAILED = frozenset({"call_id", "name", "error", "error_type", "duration_ms"})
+_LATE = frozenset({"call_id", "name", "error", "error_type"})
+
+
+def _answer(call: ToolCall, output: Any, started: float) -> ToolResult:
+    # Built without validation: the call's id and name are checked strings, and the
+    # output is JSON data (or a string) by now.
+    return trusted_model(ToolResult, {
+        "type": "tool.result", "call_id": call.call_id, "name": call.name, "output": output,
+        "error": None, "error_type": None,
+        "duration_ms": (time.perf_counter() - started) * 1000,
+    }, _ANSWERED)
+
+
 def _error(call: ToolCall, message: str, error_type: str, started: float) -> ToolResult:
-    return ToolResult(
-        call_id=call.call_id,
-        name=call.name,
-        error=message,
-        error_type=error_type,
-        duration_ms=(time.perf_counter() - started) * 1000,
-    )
+    return trusted_model(ToolResult, {
+        "type": "tool.result", "call_id": call.call_id, "name": call.name, "output": None,
+        "error": message, "error_type": error_type,
+        "duration_ms": (time.perf_counter() - started) * 1000,
+    }, _FAILED)
+
+
+def late_answer(call: ToolCall, bound: float) -> ToolResult:
+    """The ``timeout`` answer to a call whose whole invocation chain took more than
+    ``bound`` seconds (the session's bound: see :meth:`~masquerade.Session.call_tool`)."""
+    return trusted_model(ToolResult, {
+        "type": "tool.result", "call_id": call.call_id, "name": call.name, "output": None,
+        "error": f"tool {call.name!r} did not answer within {bound:.2f}s",
+        "error_type": "timeout", "duration_ms": 0.0,
+    }, _LATE)
 
 
 async def invoke_tool(call: ToolCall, session: Session) -> ToolResult:
@@ -428,6 +459,18 @@ async def invoke_tool(call: ToolCall, session: Session) -> ToolResult:
 
     This is the built-in ``masquerade_tool_invoke``; call it from your own
     implementation to fall back to it.
+    """
+    return await invoke_bounded(call, session, None)
+
+
+async def invoke_bounded(call: ToolCall, session: Session, bound: float | None) -> ToolResult:
+    """:func:`invoke_tool`, with the whole call bounded by ``bound`` seconds as well.
+
+    One timeout scope serves both: the tool's own ``timeout`` and ``bound``, whichever
+    ends first. Past ``bound`` (when it is not longer than the tool's timeout) the answer
+    is :func:`late_answer`, the one the session gives when its bound around the whole
+    ``masquerade_tool_invoke`` chain runs out; the host calls this directly while the
+    chain is only the built-in invocation.
     """
     started = time.perf_counter()
     found = session.tools.get(call.name)
@@ -447,8 +490,14 @@ async def invoke_tool(call: ToolCall, session: Session) -> ToolResult:
         args.insert(0, ToolContext(session, call.call_id, found._logger))
     fn = found.fn
     output: Any = None
+    limit = found.timeout
+    late = False
+    # (On a tie the session's bound wins, as it did when it was a scope of its own
+    # around this one, entered first.)
+    if bound is not None and bound <= limit:
+        limit, late = bound, True
     try:
-        with anyio.move_on_after(found.timeout) as scope:
+        with anyio.move_on_after(limit) as scope:
             if found._is_async:
                 output = await fn(*args, **kwargs)
             else:
@@ -462,6 +511,8 @@ async def invoke_tool(call: ToolCall, session: Session) -> ToolResult:
         message = redact(str(exc)) or type(exc).__name__
         return _error(call, message, "exception", started)
     if scope.cancelled_caught:
+        if late:
+            return late_answer(call, limit)
         if not found._is_async:
             logger.warning(
                 "sync tool %s timed out after %gs; its worker thread was abandoned and may "
@@ -487,15 +538,10 @@ async def invoke_tool(call: ToolCall, session: Session) -> ToolResult:
                 "exception",
                 started,
             )
-    return ToolResult(
-        call_id=call.call_id,
-        name=call.name,
-        output=output,
-        duration_ms=(time.perf_counter() - started) * 1000,
-    )
+    return _answer(call, output, started)
 
 
 @hookimpl(trylast=True)
 def masquerade_tool_invoke(call: ToolCall, session: Session) -> Awaitable[ToolResult]:
     """Built-in invocation: run the session's Python tool named by the call."""
-    return invoke_tool(call, session)
+    return invoke_bounded(call, session, None)

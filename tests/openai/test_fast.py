@@ -34,6 +34,18 @@ def test_built_event_equals_the_validated_one() -> None:
         event.text = "changed"  # type: ignore[misc]
 
 
+def test_a_built_event_can_be_copied_with_changes() -> None:
+    make = builder(TranscriptDelta)
+    fields = {"type": "transcript.delta", "role": "assistant", "text": "hi", "turn": "item_1"}
+    first, second = make(dict(fields)), make(dict(fields))
+    copied = first.model_copy(update={"text": "changed"})
+    assert copied.text == "changed" and first.text == "hi"
+    assert first.model_fields_set == second.model_fields_set == set(fields)
+    delta = positional_builder(TranscriptDelta, "text", "turn", type="transcript.delta",
+                               role="assistant")("hi", "item_1")
+    assert delta.model_copy(update={"turn": "item_2"}).turn == "item_2"
+
+
 def test_missing_fields_get_their_defaults() -> None:
     event = builder(ResponseDone)({"type": "response.done"})
     assert event == ResponseDone()

@@ -110,7 +110,9 @@ def _construct_env(cls: type[Any], names: tuple[str, ...]) -> dict[str, Any]:
         "cls": cls,
         "new": cls.__new__,
         "validate": cls.model_validate,
-        "FIELDS_SET": frozenset(names),
+        # One set shared by the class's events: they are frozen, so nothing adds to it,
+        # and model_copy(update=...) copies it before extending the copy.
+        "FIELDS_SET": set(names),
         "set_dict": _SET_DICT,
         "set_fields_set": _SET_FIELDS_SET,
         "set_extra": _SET_EXTRA,

@@ -125,3 +125,10 @@ class Tracing(SessionSpans, ToolSpans, GraphSpans):
         if inner is None or session.id in self._untraced or not self.listening():
             return inner
         return self._traced_tool(call, session, inner)
+
+    def _passes_through(self, session: Session) -> bool:
+        """Whether this session's tool calls pass through unchanged (it is not traced):
+        the host then calls the built-in invocation directly (see ``PASSES_THROUGH``)."""
+        return session.id in self._untraced
+
+    masquerade_tool_invoke.masquerade_passes_through = _passes_through  # type: ignore[attr-defined]
