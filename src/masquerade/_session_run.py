@@ -387,7 +387,8 @@ class SessionRun:
             raise ProvisioningTimeout(self.id, self.elapsed, queued=False)
         self.provider_session_id = handle.id
         self._note_changed()
-        await anyio.lowlevel.checkpoint()  # a cancellation held off by the shield lands here
+        # A cancellation held off by the shield lands here (no yield to the loop otherwise).
+        await anyio.lowlevel.checkpoint_if_cancelled()
         if handle.requires_polling:
             status = await self.host.poller.wait_ready(
                 handle,

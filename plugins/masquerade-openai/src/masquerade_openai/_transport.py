@@ -120,7 +120,6 @@ async def open_websocket(
     proxy = proxy_for(url)
     if proxy is not True:
         kwargs["proxy"] = proxy
-    where = redact(url.split("?", 1)[0])
     try:
         if _backend() == "trio":
             return await _open_trio(url, kwargs)
@@ -130,6 +129,7 @@ async def open_websocket(
         _forget_handshake(connection)
         return connection
     except InvalidStatus as exc:
+        where = where_of(url)  # (on failure only: redact costs)
         ephemeral = any(
             str(value).startswith("Bearer ek_")
             for name, value in headers.items()
@@ -137,12 +137,14 @@ async def open_websocket(
         )
         raise _status_error(exc, where, provider, ephemeral=ephemeral) from None
     except InvalidHandshake as exc:
+        where = where_of(url)  # (on failure only: redact costs)
         raise ProviderError(
             f"the websocket handshake with {where} failed: {exc}",
             provider=provider,
             retryable=True,
         ) from None
     except TimeoutError:
+        where = where_of(url)  # (on failure only: redact costs)
         raise ProviderError(
             f"opening the websocket to {where} timed out after {open_timeout:g}s",
             provider=provider,
@@ -150,6 +152,7 @@ async def open_websocket(
             hint="check the network and the base URL; masquerade retries where it is safe",
         ) from None
     except OSError as exc:
+        where = where_of(url)  # (on failure only: redact costs)
         raise ProviderError(
             f"could not connect to {where}: {exc.strerror or exc}",
             provider=provider,
@@ -168,7 +171,21 @@ _PROXY_VARS = (
     ),
     "REQUEST_METHOD",
 )
-_proxies: dict[tuple[str, tuple[str | None, ...]], str | None] = {}
+_proxies: dict[tuple[str, tuple[Any, ...]], str | None] = {}
+# The same names as the process environment's own keys (bytes on POSIX), read from its
+# underlying dict in one C-level pass: ``os.environ.get`` encodes and decodes each name.
+_ENVIRON_DATA: Any = getattr(os.environ, "_data", None)
+_PROXY_KEYS = tuple(os.environ.encodekey(name) for name in _PROXY_VARS) if hasattr(
+    os.environ, "encodekey") else ()
+
+
+def _proxy_settings() -> tuple[Any, ...]:
+    """The values of the proxy variables, to tell whether they changed."""
+    data = _ENVIRON_DATA
+    if type(data) is dict and _PROXY_KEYS:
+        return tuple(map(data.get, _PROXY_KEYS))
+    environ = os.environ
+    return tuple(environ.get(name) for name in _PROXY_VARS)
 
 
 def proxy_for(url: str) -> str | bool | None:
@@ -182,8 +199,7 @@ def proxy_for(url: str) -> str | bool | None:
     """
     if not sys.platform.startswith("linux"):
         return True
-    environ = os.environ
-    key = (url.split("?", 1)[0], tuple(environ.get(name) for name in _PROXY_VARS))
+    key = (url.split("?", 1)[0], _proxy_settings())
     try:
         return _proxies[key]
     except KeyError:
@@ -342,4 +358,5 @@ def _forget_handshake(connection: Any) -> None:
 
 
 def where_of(url: str) -> str:
+    """The URL without its query, as error messages show it."""
     return redact(url.split("?", 1)[0])

@@ -78,7 +78,7 @@ class TurnTaking:
         self.conversation = conversation
         self.outbox = outbox
         self.emit: Callable[[Any], Any] = noop_emit
-        self.start_tool: Callable[[Mapping[str, Any]], None] = lambda call: None
+        self.start_tool: Callable[[Mapping[str, Any]], None] = _no_tool
         self.active: str | None = None
         self.pending: str | None = None
         self.last_create: dict[str, Any] | None = None
@@ -319,3 +319,8 @@ def truncate_event(item_id: str, audio_end_ms: int) -> dict[str, Any]:
         "content_index": 0,
         "audio_end_ms": audio_end_ms,
     }
+
+
+def _no_tool(call: Mapping[str, Any]) -> None:
+    """``start_tool`` until the session's tool round trip is bound (one function for
+    every session, not a lambda each)."""
