@@ -178,23 +178,30 @@ class ConversationItem:
     def absorb(self, item: Mapping[str, Any]) -> None:
         """Take what a server item payload says (status, content, call fields)."""
         content = item.get("content")
-        texts: list[str] = []
-        transcripts: list[str] = []
+        texts: list[str] | None = None  # (lists from the first part that has one)
+        transcripts: list[str] | None = None
         audio = False
-        if isinstance(content, list):
+        if content and isinstance(content, list):
             # One pass over the parts: their text, their transcript, and whether any
-            # carries audio.
+            # carries audio. (A dict is checked by its exact type first: an ABC check
+            # per part costs more than the rest of the loop.)
             for part in content:
-                if not isinstance(part, Mapping):
+                if type(part) is not dict and not isinstance(part, Mapping):
                     continue
                 if "audio" in part:
                     audio = True
                 text = part.get("text")
                 if isinstance(text, str):
-                    texts.append(text)
+                    if texts is None:
+                        texts = [text]
+                    else:
+                        texts.append(text)
                 transcript = part.get("transcript")
                 if isinstance(transcript, str):
-                    transcripts.append(transcript)
+                    if transcripts is None:
+                        transcripts = [transcript]
+                    else:
+                        transcripts.append(transcript)
         if audio:
             # conversation.item.retrieved carries the audio: keep the payload without it.
             self.raw = {k: v for k, v in item.items() if k != "content"} | {
@@ -373,15 +380,17 @@ class RealtimeConversation:
         item_id = payload.get("id")
         if not isinstance(item_id, str) or not item_id:
             return None
-        item_type = payload.get("type")
-        role = payload.get("role")
-        item = self.ensure(
-            item_id,
-            item_type if isinstance(item_type, str) else "message",
-            role if isinstance(role, str) else None,
-        )
+        item = self._by_id.get(item_id)
+        if item is None:
+            item_type = payload.get("type")
+            role = payload.get("role")
+            item = self.ensure(
+                item_id,
+                item_type if isinstance(item_type, str) else "message",
+                role if isinstance(role, str) else None,
+            )
         item.absorb(payload)
-        if item.completed:
+        if item.status != "in_progress" and item_id not in self._completed_ids:
             self.mark_completed(item)
         return item
 

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["ToolRoundTrip"]
 
 _provider_event = builder(ProviderEvent)
+_tool_call = builder(ToolCall)
 
 
 #: The most characters of undecodable arguments kept in the call's record.
@@ -174,9 +175,10 @@ class ToolRoundTrip:
         assert session is not None
         turns = self.turns
         try:
-            result = await session.call_tool(
-                ToolCall(call_id=call_id, name=name, arguments=arguments)
-            )
+            result = await session.call_tool(_tool_call({
+                "type": "tool.call", "call_id": call_id, "name": name, "arguments": arguments,
+                "kind": None,
+            }))
             output = result.output_text()
             payload = {"id": item_id(), "type": "function_call_output", "call_id": call_id,
                        "output": output}

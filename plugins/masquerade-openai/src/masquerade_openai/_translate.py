@@ -233,7 +233,7 @@ class EventTranslator:
     # ------------------------------------------------------------ conversation items
     def _on_item_added(self, data: dict[str, Any]) -> None:
         stored = self.conversation.upsert(data["item"])
-        if stored is not None and stored.completed:
+        if stored is not None and stored.status != "in_progress":  # (completed)
             self._announce_text_item(stored)
         self._raw(data)
 
@@ -253,10 +253,10 @@ class EventTranslator:
         if (
             item.type == "message"
             and item.role in ("user", "system")
-            and item.text
+            and not item.id.startswith("item_msq_")
             and item.id not in self.replaying
             and item.id not in self._announced
-            and not item.id.startswith("item_msq_")
+            and item.text
         ):
             announced = self._announced
             if not isinstance(announced, set):
