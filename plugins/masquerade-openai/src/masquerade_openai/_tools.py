@@ -7,7 +7,8 @@ session's task group (:meth:`masquerade.Session.call_tool`: events, hooks, traci
 exactly one result), sends the ``function_call_output`` item, and asks for the follow-up
 response once every tool of the turn has answered. Calls of a response that was cancelled
 never run. A runner task that has answered a call waits for the next one, so a call
-usually costs a wake-up rather than a new task.
+usually costs a wake-up rather than a new task; it runs once the receive loop has handled
+the frames already received and waits for the next one.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from masquerade.events import ProviderEvent, ToolCall, decode_json
 
 from ._conversation import RealtimeConversation
 from ._fast import builder
-from ._link import YIELD, RealtimeLink
+from ._link import RealtimeLink
 from ._shared import EMPTY, event_id, item_id, noop_emit
 from ._transport import ConnectionClosed
 from ._turns import TurnTaking
@@ -149,7 +150,9 @@ class ToolRoundTrip:
             except SessionClosed:  # the session is ending: the call gets no answer to send
                 self.turns.tools_running -= 1
                 return
-        self.link.outbox.append(YIELD)
+        # The runner runs as soon as the receive loop waits for the next frame: the frames
+        # already received are handled first (microseconds), with no extra pass of the
+        # event loop per call.
 
     async def _runner(self, call: tuple[str, str, dict[str, Any] | str]) -> None:
         """Run ``call``, then the calls handed over while this runner waits idle; ends
