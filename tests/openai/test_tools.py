@@ -11,6 +11,7 @@ import pytest
 
 import masquerade_openai
 from masquerade import Host, Session, SessionRequest
+from masquerade.events import MAX_JSON_DEPTH
 from masquerade_openai import OpenAIRealtimeProvider
 from masquerade_openai.emulator import EmulatorScript, OpenAIRealtimeEmulator
 
@@ -235,3 +236,30 @@ async def test_calls_of_later_turns_reuse_the_idle_runner_task(
     # One runner for the session (a second only if a call came before the first runner
     # went idle), not one task per call.
     assert spawned.count("openai tool runner") <= 2
+
+
+async def test_arguments_that_nest_too_deep_are_answered_with_an_error(
+    emulator: OpenAIRealtimeEmulator,
+    provider: OpenAIRealtimeProvider,
+    host_for: Callable[..., Host],
+) -> None:
+    deep: dict[str, Any] = {}
+    for _ in range(MAX_JSON_DEPTH + 5):
+        deep = {"a": deep}
+    request = SessionRequest(provider="openai", tools=[lookup_order])
+    async with host_for(provider) as host, host.session(request) as s:
+        await masquerade_openai.wait_realtime(s)
+        # A call whose arguments arrive as an object (not JSON text) nesting too deep.
+        emulator.inject({
+            "type": "response.output_item.done", "response_id": "resp_deep",
+            "output_index": 0,
+            "item": {"id": "item_deep", "type": "function_call", "status": "completed",
+                     "call_id": "call_deep", "name": "lookup_order", "arguments": deep},
+        })
+        events = await collect(s, count("tool.result"))
+        s.end()
+    [result] = of(events, "tool.result")
+    assert result.error_type == "arguments"
+    assert "nest deeper than" in result.error
+    [sent] = outputs_sent(emulator)
+    assert sent["call_id"] == "call_deep"

@@ -178,10 +178,12 @@ class ToolRoundTrip:
         assert session is not None
         turns = self.turns
         try:
+            # Not walked for depth here (True): arguments that nest too deep are answered
+            # with an error by the invocation, as every other bad argument is.
             result = await session.call_tool(_tool_call({
                 "type": "tool.call", "call_id": call_id, "name": name, "arguments": arguments,
                 "kind": None,
-            }))
+            }, True))
             output = result.output_text()
             payload = {"id": item_id(), "type": "function_call_output", "call_id": call_id,
                        "output": output}
