@@ -228,7 +228,13 @@ class Tool:
         ``arguments`` is a JSON object, decoded or as text. Raises
         :class:`~masquerade.ToolArgumentsError` whose message names every bad field.
         """
-        if isinstance(arguments, str | bytes):
+        if type(arguments) is dict:  # the common case first: a decoded object
+            if json_too_deep(arguments):
+                raise ToolArgumentsError(
+                    f"arguments for {self.name!r} nest deeper than {MAX_JSON_DEPTH} levels",
+                    hint="send the arguments as a flatter JSON object",
+                )
+        elif isinstance(arguments, str | bytes):
             try:
                 decoded = decode_json(arguments)
             except EventParseError as exc:
@@ -242,7 +248,7 @@ class Tool:
                 f"arguments for {self.name!r} nest deeper than {MAX_JSON_DEPTH} levels",
                 hint="send the arguments as a flatter JSON object",
             )
-        if not isinstance(arguments, Mapping):
+        if type(arguments) is not dict and not isinstance(arguments, Mapping):
             raise ToolArgumentsError(
                 f"arguments for {self.name!r} must be a JSON object, got "
                 f"{_json_type(arguments)}",
@@ -263,7 +269,7 @@ class Tool:
             )
         except ValidationError as exc:
             raise ToolArgumentsError(_describe_errors(self.name, exc)) from None
-        given = validated.model_fields_set
+        given = validated.__pydantic_fields_set__
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
         for field_name, param_name, positional in self._spec.fields:
