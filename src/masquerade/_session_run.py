@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import weakref
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -55,14 +56,19 @@ __all__ = ["SessionBlock", "SessionRun", "SessionTasks", "Work", "current_sessio
 logger = logging.getLogger("masquerade.session")
 
 # The session running in the current task, so that ``Provider.create`` (which gets only the
-# request) can reach ``session.host.tool_schema`` and the session's merged tools.
-_current: ContextVar[Session | None] = ContextVar("masquerade_session", default=None)
+# request) can reach ``session.host.tool_schema`` and the session's merged tools. A weak
+# reference: every timer and callback scheduled from the session's task keeps a copy of
+# its context, and asyncio keeps a cancelled timer until it is due (``sleep_forever``:
+# never) unless cancelled ones make up half of its queue; such a copy must not keep an
+# ended session alive (it is freed by reference counting).
+_current: ContextVar[weakref.ref[Session] | None] = ContextVar("masquerade_session", default=None)
 
 
 def current_session() -> Session | None:
     """The :class:`~masquerade.Session` whose task is running (inside
     ``Provider.create``, ``poll``, ``connect``...), or ``None`` outside a session."""
-    return _current.get()
+    ref = _current.get()
+    return ref() if ref is not None else None
 
 
 class SessionBlock:
@@ -257,6 +263,7 @@ class SessionRun:
         _cancel_path_ran: bool
         _secrets: SecretScope
         _provider_ended: bool | None
+        _deadline: list[Any] | None
 
         @property
         def elapsed(self) -> float: ...
@@ -363,6 +370,9 @@ class SessionRun:
         finally:
             self._scope = None
             self._work = None
+            if self._deadline is not None:
+                self.host.deadlines.discard(self._deadline)
+                self._deadline = None
             with anyio.CancelScope(shield=True):
                 await self._finish(reason, error)
             error = None  # its traceback holds this frame: no cycle through self
@@ -375,7 +385,7 @@ class SessionRun:
         credentials; returns the handle to connect (the bound of the call set)."""
         request = self.request
         self._set_state("provisioning")
-        _current.set(cast("Session", self))  # this task's own context: no reset needed
+        _current.set(weakref.ref(cast("Session", self)))  # this task's own context
         deadline = anyio.current_time() + request.provisioning_timeout
         # The create is shielded (bounded by the provisioning deadline): cancelling the
         # session meanwhile still reads the provider's answer, so the cancel path can end
@@ -422,14 +432,19 @@ class SessionRun:
         ))
         self._set_state("running")
         if request.max_duration is not None:
-            # The call's bound is the deadline of the session's scope (no scope of its
-            # own); _run names it "deadline". Its timer keeps a copy of the current
-            # context until it would have fired: that copy must not keep the session (an
-            # ended session is freed by refcount).
-            _current.set(None)
-            scope.deadline = min(scope.deadline, anyio.current_time() + request.max_duration)
-            _current.set(cast("Session", self))
+            # The call's bound: an entry in the host's deadline heap (no timer of its own,
+            # see masquerade._deadlines), which cancels the session's scope; _run names
+            # that end "deadline". The entry is discarded when the run ends.
+            self._deadline = self.host.deadlines.add(
+                anyio.current_time() + request.max_duration, self._expire
+            )
         return handle
+
+    def _expire(self) -> None:
+        """``max_duration`` has passed (called by the host's deadlines task)."""
+        scope = self._scope
+        if scope is not None:
+            scope.cancel()
 
     async def _finish(self, reason: str, error: BaseException | None) -> None:
         if self._cancel_path_ran:  # exactly once, whatever called it

@@ -33,6 +33,7 @@ import pluggy
 from anyio.abc import TaskGroup
 
 from . import hookspecs
+from ._deadlines import Deadlines
 from ._redact import redact
 from ._session_run import SessionBlock, SessionTasks
 from ._tool_chain import ToolChain
@@ -133,6 +134,9 @@ class Host:
         self.pm.add_hookspecs(hookspecs)
         self._tool_chain = ToolChain(self.pm)
         self.poller = poller if poller is not None else Poller()
+        #: One timer for every running session's ``max_duration`` (see
+        #: :mod:`masquerade._deadlines`).
+        self.deadlines = Deadlines()
         self._records: dict[str, PluginInfo] = {}
         self._providers: dict[str, Provider] = {}
         self._tools: dict[str, Tool] = {}
@@ -488,6 +492,7 @@ class Host:
         await tg.__aenter__()
         try:
             await tg.start(self.poller.run)
+            await tg.start(self.deadlines.run)
         except BaseException:
             # Cancelled (or failed) while the poller started: leave the group we entered,
             # or the task's cancel scopes would no longer nest.

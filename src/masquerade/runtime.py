@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 if TYPE_CHECKING:
+    from ._deadlines import Deadlines
     from .events import ToolCall, ToolResult
     from .poller import Poller
     from .provider import ProviderSession
@@ -57,6 +58,12 @@ class SessionRuntime(Protocol):
     :class:`~masquerade.Host` implements it. Every member is called from the session's own
     task; none may block the event loop.
     """
+
+    @property
+    def deadlines(self) -> Deadlines:
+        """The host's one timer for every running session's ``max_duration``
+        (:mod:`masquerade._deadlines`): ``add(when, callback)`` and ``discard(entry)``."""
+        ...
 
     @property
     def poller(self) -> Poller:

@@ -134,6 +134,7 @@ class Session(SessionRun):
         "_changed",
         "_client_events",
         "_closed",
+        "_deadline",
         "_done",
         "_end_reason",
         "_ended",
@@ -213,6 +214,7 @@ class Session(SessionRun):
         self._pending_wakeup: anyio.Event | None = None
         self._room: anyio.Event | None = None  # set when a lagging subscriber catches up
         self._changed: anyio.Event | None = None  # for wait_changed()
+        self._deadline: list[Any] | None = None  # max_duration's entry in host.deadlines
         self._ended = False
         self._done: anyio.Event | None = None  # for wait(), set with _ended
         # The task group of the session's helper tasks (observer loop, provider tasks,

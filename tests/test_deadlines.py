@@ -1,0 +1,94 @@
+"""The host's one timer for every running session's max_duration."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from masquerade import SessionRequest
+from masquerade._deadlines import Deadlines
+from masquerade.testing import ScriptedProvider
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_due_entries_fire_in_order_and_discarded_ones_never() -> None:
+    deadlines = Deadlines()
+    fired: list[str] = []
+    both = anyio.Event()
+
+    def late() -> None:
+        fired.append("late")
+        both.set()
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(deadlines.run)
+        now = anyio.current_time()
+        deadlines.add(now + 0.06, late)
+        dropped = deadlines.add(now + 0.02, lambda: fired.append("dropped"))
+        deadlines.add(now + 0.01, lambda: fired.append("early"))  # wakes the sleep
+        deadlines.discard(dropped)
+        deadlines.discard(dropped)  # twice: no effect
+        assert len(deadlines) == 2
+        with anyio.fail_after(5):
+            await both.wait()
+        tg.cancel_scope.cancel()
+    assert fired == ["early", "late"]
+    assert deadlines.fired == 2
+    assert len(deadlines) == 0
+
+
+async def test_discarded_entries_do_not_pile_up() -> None:
+    # A host that runs many short sessions: their entries are discarded long before
+    # their time and must not stay in the heap until then.
+    deadlines = Deadlines()
+    far = anyio.current_time() + 3600
+    entries = [deadlines.add(far, lambda: None) for _ in range(10_000)]
+    for entry in entries[:9_990]:
+        deadlines.discard(entry)
+    assert len(deadlines) == 10
+    assert len(deadlines._heap) <= 2 * 10 + 33
+    assert all(e[2] is None for e in entries[:9_990])  # they refer to nothing
+
+
+async def test_a_running_session_has_an_entry_until_it_ends_and_is_then_freed(
+    make_host: Any,
+) -> None:
+    host = make_host(ScriptedProvider([{"say": "hi"}], hold_open=True))
+    async with host:
+        async with host.session(SessionRequest(provider="scripted", max_duration=600)) as s:
+            with anyio.fail_after(10):
+                while s.state != "running":
+                    await s.wait_changed()
+            assert len(host.deadlines) == 1
+            s.end()
+        assert len(host.deadlines) == 0
+        ref = weakref.ref(s)
+        del s
+        await anyio.lowlevel.checkpoint()  # the finished task's done callback runs
+        gc.collect()
+        assert ref() is None
+
+
+async def test_max_duration_ends_many_sessions_through_one_task(make_host: Any) -> None:
+    host = make_host(ScriptedProvider([{"say": "hi"}], hold_open=True))
+    request = SessionRequest(provider="scripted", max_duration=0.2)
+    results: list[Any] = []
+
+    async def one() -> None:
+        async with host.session(request) as s:
+            results.append(await s.wait())
+
+    async with host:
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tg:
+                for _ in range(50):
+                    tg.start_soon(one)
+    assert [r.reason for r in results] == ["deadline"] * 50
+    assert host.deadlines.fired == 50
+    assert len(host.deadlines) == 0
