@@ -97,6 +97,8 @@ __all__ = [
     "as_tool",
     "check_session_tools",
     "invoke_tool",
+    "invoke_bounded",
+    "late_answer",
     "DEFAULT_TIMEOUT",
     "SYNC_TOOL_THREADS",
 ]
