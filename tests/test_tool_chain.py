@@ -135,6 +135,19 @@ def test_the_builtin_is_called_directly_while_every_wrapper_passes_through(
         assert not chain.direct(session)
     assert chain.direct(session)
 
+    class Broken(Checked):
+        def _passes(self, session: Session) -> bool:
+            raise RuntimeError("cannot tell")
+
+        @hookimpl(wrapper=True)
+        def masquerade_tool_invoke(self, call: Any, session: Any) -> Any:
+            return (yield)
+
+        masquerade_tool_invoke.masquerade_passes_through = _passes  # type: ignore[attr-defined]
+
+    host.register(Broken(passes=True), "broken")
+    assert not chain.direct(session)  # a check that raises leaves the call to the chain
+
 
 def test_another_implementation_or_no_builtin_means_the_chain(
     make_host: Callable[..., Host],

@@ -11,6 +11,7 @@ a session's calls through with a :data:`~masquerade.runtime.PASSES_THROUGH` chec
 from __future__ import annotations
 
 import inspect
+import logging
 import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from .session import Session
 
 __all__ = ["ToolChain"]
+
+logger = logging.getLogger("masquerade.host")
 
 
 class ToolChain:
@@ -51,9 +54,13 @@ class ToolChain:
         checks = self._checks
         if checks is None or self._pm._inner_hookexec is not self._hookexec:
             return False
-        for check in checks:  # noqa: SIM110 - a loop: no generator per call
-            if not check(session):
-                return False
+        try:
+            for check in checks:
+                if not check(session):
+                    return False
+        except Exception:  # a failing check: the chain decides, as it would without one
+            logger.debug("a masquerade_passes_through check raised", exc_info=True)
+            return False
         return True
 
 
