@@ -32,6 +32,7 @@ from .events import (
     SessionState,
     StatusEvent,
     TranscriptDone,
+    trusted_model,
 )
 from .provider import ProviderOutcome, TranscriptTurn
 
@@ -427,9 +428,9 @@ class SessionRun:
         finally:
             scope.deadline = math.inf
         self._set_state("ready")
-        self.emit(ReadyEvent.model_construct(  # built from trusted values; one shared fields set
-            _READY_FIELDS, credentials=self.credentials, waited_s=round(self.elapsed, 3)
-        ))
+        self.emit(trusted_model(ReadyEvent, {  # built from trusted values
+            "type": "ready", "credentials": self.credentials, "waited_s": round(self.elapsed, 3)
+        }, _READY_FIELDS))
         self._set_state("running")
         if request.max_duration is not None:
             # The call's bound: an entry in the host's deadline heap (no timer of its own,
@@ -560,7 +561,7 @@ class SessionRun:
 
 _STATE_EVENTS: dict[str, StatusEvent] = {}
 # Shared by every ready event (pydantic copies it before changing it; events are frozen).
-_READY_FIELDS = {"credentials", "waited_s"}
+_READY_FIELDS = frozenset({"credentials", "waited_s"})
 
 
 def _unwrap(exc: Exception) -> Exception:
