@@ -43,6 +43,27 @@ async def test_due_entries_fire_in_order_and_discarded_ones_never() -> None:
     assert len(deadlines) == 0
 
 
+async def test_a_failing_callback_is_logged_and_the_others_still_fire(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    deadlines = Deadlines()
+    fired = anyio.Event()
+
+    def broken() -> None:
+        raise RuntimeError("boom")
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(deadlines.run)
+        now = anyio.current_time()
+        deadlines.add(now + 0.01, broken)
+        deadlines.add(now + 0.03, fired.set)
+        with anyio.fail_after(5):
+            await fired.wait()
+        tg.cancel_scope.cancel()
+    assert deadlines.fired == 2
+    assert "a deadline callback raised" in caplog.text
+
+
 async def test_discarded_entries_do_not_pile_up() -> None:
     # A host that runs many short sessions: their entries are discarded long before
     # their time and must not stay in the heap until then.

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import math
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,8 @@ import anyio
 from anyio.abc import TaskStatus
 
 __all__ = ["Deadlines"]
+
+logger = logging.getLogger("masquerade.host")
 
 #: A heap entry: [when, sequence number, callback or None once discarded or fired].
 Entry = list[Any]
@@ -54,7 +57,7 @@ class Deadlines:
     def add(self, when: float, callback: Callable[[], Any]) -> Entry:
         """Call ``callback()`` at ``when`` (``anyio.current_time()`` clock); returns the
         entry to :meth:`discard`. The callback runs in the deadlines task: it must not
-        block or raise (an exception is not caught)."""
+        block (an exception it raises is logged)."""
         entry: Entry = [when, next(self._seq), callback]
         heapq.heappush(self._heap, entry)
         if when < self._next and self._wakeup is not None:
@@ -87,7 +90,10 @@ class Deadlines:
                     continue
                 entry[2] = None
                 self.fired += 1
-                callback()
+                try:
+                    callback()
+                except Exception:  # one failing callback must not end every session's bound
+                    logger.exception("a deadline callback raised; the others still run")
             self._next = heap[0][0] if heap else math.inf
             wakeup = self._wakeup = anyio.Event()
             with anyio.move_on_at(self._next):  # (no timer while nothing waits)
