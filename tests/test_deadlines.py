@@ -10,8 +10,9 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from masquerade import SessionRequest
+from masquerade import SessionRequest, hookimpl
 from masquerade._deadlines import Deadlines
+from masquerade.provider import ProviderOutcome
 from masquerade.testing import ScriptedProvider
 
 pytestmark = pytest.mark.anyio
@@ -113,3 +114,67 @@ async def test_max_duration_ends_many_sessions_through_one_task(make_host: Any) 
     assert [r.reason for r in results] == ["deadline"] * 50
     assert host.deadlines.fired == 50
     assert len(host.deadlines) == 0
+
+
+class _GatedProvider:
+    """create and join_credentials wait until the test lets them go."""
+
+    name = "gated"
+    __name__ = "gated"
+
+    def __init__(self) -> None:
+        self.create_gate = anyio.Event()
+        self.join_gate = anyio.Event()
+        self.in_create = anyio.Event()
+        self.in_join = anyio.Event()
+
+    async def create(self, request: SessionRequest) -> Any:
+        self.in_create.set()
+        await self.create_gate.wait()
+        return _GatedHandle(self)
+
+    @hookimpl
+    def masquerade_register_providers(self, register: Any) -> None:
+        register(self)
+
+
+class _GatedHandle:
+    id = "gated-1"
+    requires_polling = False
+
+    def __init__(self, provider: _GatedProvider) -> None:
+        self.provider = provider
+
+    async def join_credentials(self) -> None:
+        self.provider.in_join.set()
+        await self.provider.join_gate.wait()
+
+    async def connect(self, session: Any) -> None:
+        await anyio.sleep_forever()
+
+    async def end(self, reason: str) -> None:
+        pass
+
+    async def result(self) -> ProviderOutcome:
+        return ProviderOutcome()
+
+
+async def test_provisioning_bounds_are_entries_of_the_heap_not_timers(make_host: Any) -> None:
+    # The create's and the join's bounds cost one heap entry each while they wait, and
+    # nothing once the session runs (max_duration=None: no entry at all).
+    provider = _GatedProvider()
+    host = make_host(provider)
+    request = SessionRequest(provider="gated", max_duration=None, provisioning_timeout=60)
+    async with host, host.session(request) as s:
+        with anyio.fail_after(10):
+            await provider.in_create.wait()
+            assert len(host.deadlines) == 1
+            provider.create_gate.set()
+            await provider.in_join.wait()
+            assert len(host.deadlines) == 1
+            provider.join_gate.set()
+            while s.state != "running":
+                await s.wait_changed()
+        assert len(host.deadlines) == 0
+        s.end()
+    assert s.result is not None and s.result.reason == "ended"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import weakref
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -390,9 +389,16 @@ class SessionRun:
         deadline = anyio.current_time() + request.provisioning_timeout
         # The create is shielded (bounded by the provisioning deadline): cancelling the
         # session meanwhile still reads the provider's answer, so the cancel path can end
-        # a session the provider did create instead of leaving it running.
-        with anyio.CancelScope(shield=True, deadline=deadline):
-            self._handle = await self.host.create_provider_session(request)
+        # a session the provider did create instead of leaving it running. Its bounds
+        # are entries in the host's deadline heap, not timers of their own (asyncio keeps
+        # a cancelled timer, with a copy of the context, until it is due).
+        deadlines = self.host.deadlines
+        with anyio.CancelScope(shield=True) as creating:
+            bound = deadlines.add(deadline, creating.cancel)
+            try:
+                self._handle = await self.host.create_provider_session(request)
+            finally:
+                deadlines.discard(bound)
         handle = self._handle
         if handle is None:
             raise ProvisioningTimeout(self.id, self.elapsed, queued=False)
@@ -417,16 +423,14 @@ class SessionRun:
                     hint="check failure_code against the provider's documentation",
                 )
         # None is a valid answer (nothing for a frontend to join, e.g. a session
-        # re-attached after its frontend joined); only running out of time fails. The
-        # bound is the deadline of the session's scope (no scope of its own): past it,
-        # _run reports the ProvisioningTimeout (the state is still "provisioning").
-        scope = self._scope
-        assert scope is not None
-        scope.deadline = max(deadline, anyio.current_time() + 0.001)
+        # re-attached after its frontend joined); only running out of time fails. Past
+        # the bound the session's scope is cancelled (no scope of its own) and _run
+        # reports the ProvisioningTimeout (the state is still "provisioning").
+        bound = deadlines.add(max(deadline, anyio.current_time() + 0.001), self._expire)
         try:
             self.credentials = await handle.join_credentials()
         finally:
-            scope.deadline = math.inf
+            deadlines.discard(bound)
         self._set_state("ready")
         self.emit(trusted_model(ReadyEvent, {  # built from trusted values
             "type": "ready", "credentials": self.credentials, "waited_s": round(self.elapsed, 3)
@@ -442,7 +446,8 @@ class SessionRun:
         return handle
 
     def _expire(self) -> None:
-        """``max_duration`` has passed (called by the host's deadlines task)."""
+        """A bound of the session's scope has passed: the provisioning deadline or
+        ``max_duration`` (called by the host's deadlines task)."""
         scope = self._scope
         if scope is not None:
             scope.cancel()
