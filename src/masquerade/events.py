@@ -366,15 +366,26 @@ def trusted_model(cls: type[_M], fields: dict[str, Any], fields_set: frozenset[s
     validation (what ``model_construct`` does, minus its per-call overhead), for hot paths.
 
     ``fields`` must hold every field of ``cls`` (it becomes the instance's ``__dict__``:
-    do not reuse it); ``fields_set`` is what ``model_fields_set`` reports (each instance
-    gets its own set, which ``model_copy(update=...)`` extends).
+    do not reuse it); ``fields_set`` is what ``model_fields_set`` reports. Instances of a
+    frozen class share one set per ``fields_set`` (nothing can add to it: assignment is
+    refused, and ``model_copy(update=...)`` extends a copy); those of a mutable class get
+    their own, which an assignment extends.
     """
     model = cls.__new__(cls)
     _SET_DICT(model, fields)
-    _SET_FIELDS_SET(model, set(fields_set))
+    if cls.model_config.get("frozen"):
+        shared = _SHARED_FIELDS_SETS.get((cls, fields_set))
+        if shared is None:
+            shared = _SHARED_FIELDS_SETS[(cls, fields_set)] = set(fields_set)
+        _SET_FIELDS_SET(model, shared)  # kept events hold no set of their own
+    else:
+        _SET_FIELDS_SET(model, set(fields_set))
     _SET_EXTRA(model, None)
     _SET_PRIVATE(model, None)
     return model
+
+
+_SHARED_FIELDS_SETS: dict[tuple[type[BaseModel], frozenset[str]], set[str]] = {}
 
 
 def decode_json(
