@@ -257,6 +257,8 @@ async def test_arguments_that_nest_too_deep_are_answered_with_an_error(
                      "call_id": "call_deep", "name": "lookup_order", "arguments": deep},
         })
         events = await collect(s, count("tool.result"))
+        # The answer goes out after its event: wait (bounded) until the server has it.
+        await emulator.wait_for(lambda: len(outputs_sent(emulator)) == 1)
         s.end()
     [result] = of(events, "tool.result")
     assert result.error_type == "arguments"

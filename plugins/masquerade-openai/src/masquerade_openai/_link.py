@@ -24,7 +24,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import anyio
-import anyio.lowlevel
 
 from masquerade import ProviderError, SessionClosed
 
@@ -38,7 +37,7 @@ from ._transport import (
     open_websocket,
 )
 
-__all__ = ["RealtimeLink", "YIELD"]
+__all__ = ["RealtimeLink"]
 
 logger = logging.getLogger("masquerade_openai")
 
@@ -66,9 +65,6 @@ def _session_update(update_id: str, payload: dict[str, Any]) -> str:
     # (event ids are made of [a-z0-9_]: nothing to escape)
     return f'{{"type": "session.update", "event_id": "{update_id}", "session": {found[1]}}}'
 
-
-#: Marker in the outbox: yield once so a tool task just spawned starts right away.
-YIELD: dict[str, Any] = {}
 
 
 class RealtimeLink:
@@ -332,11 +328,6 @@ class RealtimeLink:
             outbox = self.outbox
             while outbox:
                 event = outbox.pop(0)
-                if event is YIELD:
-                    # A tool call was just spawned: let it start now, so its output goes
-                    # out while the rest of the response is still arriving.
-                    await anyio.lowlevel.checkpoint()
-                    continue
                 try:
                     await self.send(event)
                 except ConnectionClosed:
