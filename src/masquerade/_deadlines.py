@@ -1,13 +1,15 @@
-"""One timer for every running session's ``max_duration``.
+"""One timer for every session's bounds: ``max_duration`` and the provisioning deadline.
 
 A session that ran its own timer for ``max_duration`` would hold, for the whole call, an
 event-loop timer handle, a copy of its task's context and the context's own storage:
 about half a kilobyte and five objects the cycle collector walks, per idle session, for
-something that fires at most once. The host keeps one heap of those deadlines instead,
-and one task that sleeps until the earliest and cancels the session it belongs to (the
-session then ends with reason ``deadline``)::
+something that fires at most once; and asyncio keeps a cancelled timer, with that copy,
+until it is due, so even the provisioning bounds that are cancelled at once would stay.
+The host keeps one heap of those deadlines instead, and one task that sleeps until the
+earliest and calls its callback (for ``max_duration``: cancel the session's scope, which
+then ends with reason ``deadline``)::
 
-    entry = deadlines.add(anyio.current_time() + 300, session.expire)
+    entry = deadlines.add(anyio.current_time() + 300, session._expire)
     ...
     deadlines.discard(entry)  # the session ended first
 

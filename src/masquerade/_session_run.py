@@ -440,7 +440,7 @@ class SessionRun:
             # The call's bound: an entry in the host's deadline heap (no timer of its own,
             # see masquerade._deadlines), which cancels the session's scope; _run names
             # that end "deadline". The entry is discarded when the run ends.
-            self._deadline = self.host.deadlines.add(
+            self._deadline = deadlines.add(
                 anyio.current_time() + request.max_duration, self._expire
             )
         return handle

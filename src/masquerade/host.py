@@ -134,8 +134,8 @@ class Host:
         self.pm.add_hookspecs(hookspecs)
         self._tool_chain = ToolChain(self.pm)
         self.poller = poller if poller is not None else Poller()
-        #: One timer for every running session's ``max_duration`` (see
-        #: :mod:`masquerade._deadlines`).
+        #: One timer for every session's bounds: ``max_duration`` and the provisioning
+        #: deadline (see :mod:`masquerade._deadlines`).
         self.deadlines = Deadlines()
         self._records: dict[str, PluginInfo] = {}
         self._providers: dict[str, Provider] = {}
@@ -595,4 +595,3 @@ class _ObserversByKind(dict[str, list[Observer]]):
             o for o in self.observers if kind not in getattr(o[1], IGNORES, ())
         ]
         return found
-

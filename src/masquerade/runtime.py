@@ -61,8 +61,9 @@ class SessionRuntime(Protocol):
 
     @property
     def deadlines(self) -> Deadlines:
-        """The host's one timer for every running session's ``max_duration``
-        (:mod:`masquerade._deadlines`): ``add(when, callback)`` and ``discard(entry)``."""
+        """The host's one timer for every session's bounds (``max_duration``, the
+        provisioning deadline; :mod:`masquerade._deadlines`): ``add(when, callback)`` and
+        ``discard(entry)``."""
         ...
 
     @property

@@ -105,6 +105,7 @@ _ids = _SessionIds()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_ids.reset)
 
+
 class Session(SessionRun):
     """One realtime session. Create it with :meth:`Host.session` or
     :meth:`Host.run_session`, not directly.

@@ -28,7 +28,7 @@ import anyio
 from masquerade import ProviderError, SessionClosed
 
 from ._options import RealtimeOptions
-from ._shared import Flag, event_id, hint_for
+from ._shared import Flag, event_id, hint_for, per_object
 from ._transport import (
     RECOVERABLE_CLOSE_CODES,
     ConnectionClosed,
@@ -57,13 +57,11 @@ _PAYLOAD_TEXTS: dict[int, tuple[dict[str, Any], str]] = {}
 
 def _session_update(update_id: str, payload: dict[str, Any]) -> str:
     """The configuring ``session.update`` of the handshake, as JSON text."""
-    found = _PAYLOAD_TEXTS.get(id(payload))
-    if found is None or found[0] is not payload:
-        if len(_PAYLOAD_TEXTS) >= 64:  # bounded: payloads that all differ
-            _PAYLOAD_TEXTS.clear()
-        found = _PAYLOAD_TEXTS[id(payload)] = (payload, json.dumps(payload))
+    text = per_object(
+        _PAYLOAD_TEXTS, id(payload), payload, lambda: json.dumps(payload), limit=64
+    )
     # (event ids are made of [a-z0-9_]: nothing to escape)
-    return f'{{"type": "session.update", "event_id": "{update_id}", "session": {found[1]}}}'
+    return f'{{"type": "session.update", "event_id": "{update_id}", "session": {text}}}'
 
 
 
@@ -100,8 +98,8 @@ class RealtimeLink:
         self.outbox: list[dict[str, Any]] = []
         self.session_id = ""
         self.server_session_ids: list[str] = []
-        self._session_config = _EMPTY_CONFIG  # shared (see the setter): a copy per session
-        # would cost kilobytes
+        # Shared (see the setter): a copy per session would cost kilobytes.
+        self._session_config = _EMPTY_CONFIG
         self._session_own: tuple[Any, ...] | None = None  # its _OWN_FIELDS
         # The handshake's confirmed configuration, stored already: the receive loop
         # dispatches the same event later (see forget_handshake).

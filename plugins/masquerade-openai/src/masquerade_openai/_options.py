@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from masquerade import ConfigurationError, register_secret
 
 from ._conversation import BYTES_PER_MS
+from ._shared import per_object
 
 __all__ = [
     "RealtimeOptions",
@@ -306,14 +307,8 @@ def deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, A
 
 def websocket_url(options: RealtimeOptions) -> str:
     """The websocket URL with its query (``model=`` or ``call_id=``)."""
-    found = _URLS.get(id(options))
-    if found is not None and found[0] is options:
-        return found[1]
-    url = _websocket_url(options)
-    if len(_URLS) >= 256:  # bounded: options that all differ
-        _URLS.clear()
-    _URLS[id(options)] = (options, url)  # the provider shares options between sessions
-    return url
+    # Once per options object: the provider shares its options between sessions.
+    return per_object(_URLS, id(options), options, lambda: _websocket_url(options))
 
 
 _URLS: dict[int, tuple[RealtimeOptions, str]] = {}

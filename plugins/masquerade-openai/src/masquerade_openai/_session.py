@@ -44,7 +44,7 @@ from ._input import MAX_APPEND_BYTES, RealtimeInput
 from ._lookup import register
 from ._options import RealtimeOptions, deep_merge
 from ._parts import SessionParts
-from ._shared import event_id, noop_emit
+from ._shared import event_id, noop_emit, per_object
 
 if TYPE_CHECKING:
     from masquerade import Session, SessionRequest
@@ -339,12 +339,7 @@ def _shared_payload(options: RealtimeOptions, instructions: str | None) -> dict[
     and instructions (the provider shares its options between sessions): a session's
     payload lives as long as the session, and is replaced, never changed, when the
     session is updated."""
-    key = (id(options), instructions)
-    found = _PAYLOADS.get(key)
-    if found is not None and found[0] is options:
-        return found[1]
-    payload = options.session_payload(instructions)
-    if len(_PAYLOADS) >= 256:  # bounded: options that all differ
-        _PAYLOADS.clear()
-    _PAYLOADS[key] = (options, payload)
-    return payload
+    return per_object(
+        _PAYLOADS, (id(options), instructions), options,
+        lambda: options.session_payload(instructions),
+    )

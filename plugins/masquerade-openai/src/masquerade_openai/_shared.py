@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from typing import Any
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
 
 import anyio
 import anyio.lowlevel
 
-__all__ = ["EMPTY", "FATAL_CODES", "Flag", "event_id", "item_id", "hint_for", "noop_emit"]
+__all__ = [
+    "EMPTY", "FATAL_CODES", "Flag", "event_id", "item_id", "hint_for", "noop_emit", "per_object",
+]
+
+T = TypeVar("T")
 
 #: The value of an id set that is still empty: one object shared by every session. A
 #: part replaces it with a set of its own on the first ``add`` (an empty set costs
@@ -95,3 +100,25 @@ class Flag:
         if event is None:
             event = self._event = anyio.Event()
         await event.wait()
+
+
+def per_object(
+    cache: dict[Any, tuple[Any, T]],
+    key: Hashable,
+    owner: object,
+    make: Callable[[], T],
+    *,
+    limit: int = 256,
+) -> T:
+    """``make()``, made once per ``owner``: an object the provider shares between
+    sessions (options, a session payload), which is never changed. ``key`` holds
+    ``id(owner)``, so the stored owner is compared too (a later object may reuse the
+    id); the cache is emptied past ``limit`` entries (owners that all differ)."""
+    found = cache.get(key)
+    if found is not None and found[0] is owner:
+        return found[1]
+    value = make()
+    if len(cache) >= limit:
+        cache.clear()
+    cache[key] = (owner, value)
+    return value
